@@ -1,0 +1,58 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sigil-attestation/sigil/config"
+	"github.com/sigil-attestation/sigil/storage"
+	"github.com/sigil-attestation/sigil/storage/localfs"
+	"github.com/sigil-attestation/sigil/storage/localjson"
+	"github.com/sigil-attestation/sigil/storage/memory"
+)
+
+// OpenBackend opens the key-value backend of type typ described by sb.
+func OpenBackend(ctx context.Context, typ config.StorageType, sb *config.StorageBackend) (storage.Backend, error) {
+	switch typ {
+	case config.StorageMemory, "":
+		return memory.New(), nil
+	case config.StorageLocalFs:
+		if sb.LocalFs == nil {
+			return nil, fmt.Errorf("storage type LocalFs needs [storage_backend.backends.local_fs]")
+		}
+		return localfs.New(sb.LocalFs.DirPath)
+	case config.StorageLocalJSON:
+		if sb.LocalJSON == nil {
+			return nil, fmt.Errorf("storage type LocalJson needs [storage_backend.backends.local_json]")
+		}
+		return localjson.New(sb.LocalJSON.FileDirPath)
+	}
+	return nil, fmt.Errorf("storage type %s is not available in this build of Sigil", typ)
+}
+
+// backends opens each distinct storage type once.
+type backends struct {
+	sb   *config.StorageBackend
+	open map[config.StorageType]storage.Backend
+}
+
+func (b *backends) namespace(ctx context.Context, typ config.StorageType, ns string) (storage.Store, error) {
+	if typ == "" {
+		typ = b.sb.StorageType
+	}
+	be, ok := b.open[typ]
+	if !ok {
+		var err error
+		if be, err = OpenBackend(ctx, typ, b.sb); err != nil {
+			return nil, err
+		}
+		b.open[typ] = be
+	}
+	return be.Namespace(ctx, ns)
+}
+
+func (b *backends) close() {
+	for _, be := range b.open {
+		_ = be.Close()
+	}
+}

@@ -1,0 +1,246 @@
+// Package kbs is Sigil's Key Broker Service HTTP server: the RCAR protocol
+// (/kbs/v0/auth, /kbs/v0/attest), admin endpoints, plugin dispatch with the
+// resource policy, and JWE-encrypted responses. It is wire-compatible with
+// Trustee's KBS (see docs/compatibility.md for deliberate differences).
+package kbs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sigil-attestation/sigil/attestation"
+	"github.com/sigil-attestation/sigil/storage"
+)
+
+// AttestationService is the attestation backend the KBS drives (the
+// built-in AS, or later a remote one).
+type AttestationService interface {
+	Evaluate(ctx context.Context, req *attestation.Request) (*attestation.Result, error)
+	SetPolicy(ctx context.Context, id, policyB64 string) error
+}
+
+// ReferenceValueService is the RVPS behind /kbs/v0/reference-value.
+type ReferenceValueService interface {
+	Register(ctx context.Context, message []byte) error
+	// Query returns the value JSON, or nil when absent.
+	Query(ctx context.Context, id string) (json.RawMessage, error)
+}
+
+// AdminAuthorizer decides whether a request may use an admin endpoint. The
+// error text is shown to the client inside Trustee's admin error detail.
+type AdminAuthorizer interface {
+	Authorize(ctx context.Context, r *http.Request) error
+}
+
+// TokenVerifier verifies attestation tokens presented to the KBS.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (map[string]any, error)
+}
+
+// Config assembles a Server. AS, RVPS, Admin, Tokens, Sessions and Policies
+// are required; the rest have defaults.
+type Config struct {
+	AS     AttestationService
+	RVPS   ReferenceValueService
+	Admin  AdminAuthorizer
+	Tokens TokenVerifier
+	// ExtraTeeKeyPaths are JSON pointers tried first when looking for the
+	// TEE public key in token claims.
+	ExtraTeeKeyPaths []string
+	// Sessions is the kbs_protocol_session namespace; Policies the kbs
+	// namespace holding resource-policy.rego.
+	Sessions storage.Store
+	Policies storage.Store
+	Plugins  map[string]Plugin
+	// SessionTimeout is the RCAR session lifetime (default 5 min).
+	SessionTimeout time.Duration
+	// MaxBodyBytes bounds request bodies (default 2 MiB); larger → 413.
+	MaxBodyBytes int64
+	Now          func() time.Time
+	Rand         io.Reader
+	Logger       *slog.Logger
+	Metrics      *Metrics
+	// JWKS, if set, is served at /.well-known/jwks.json (the AS token keys).
+	JWKS []byte
+}
+
+// Server is the KBS. Create it with New and serve Handler().
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	sessions *sessions
+	policy   *resourcePolicy
+	metrics  *Metrics
+	handler  http.Handler
+}
+
+// New validates cfg, stores the default resource policy if none exists, and
+// builds the HTTP handler.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	switch {
+	case cfg.AS == nil, cfg.RVPS == nil, cfg.Admin == nil, cfg.Tokens == nil:
+		return nil, errors.New("kbs: AS, RVPS, Admin and Tokens are required")
+	case cfg.Sessions == nil, cfg.Policies == nil:
+		return nil, errors.New("kbs: Sessions and Policies stores are required")
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 5 * time.Minute
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 2 << 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics("")
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: cfg.Metrics,
+		sessions: &sessions{
+			store: cfg.Sessions, now: cfg.Now, timeout: cfg.SessionTimeout, rand: cfg.Rand, log: cfg.Logger,
+		},
+		policy: &resourcePolicy{store: cfg.Policies},
+	}
+	if err := s.policy.init(ctx); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/kbs/v0/", s.dispatch)
+	mux.HandleFunc("GET /metrics", s.metrics.serve)
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusMethodNotAllowed) })
+	if cfg.JWKS != nil {
+		jwks := cfg.JWKS
+		mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(jwks)
+		})
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	s.handler = s.accessLog(mux)
+	return s, nil
+}
+
+// Handler returns the HTTP handler of the KBS.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// RunSessionSweeper deletes expired sessions every interval until ctx ends.
+func (s *Server) RunSessionSweeper(ctx context.Context, interval time.Duration) {
+	s.sessions.runSweeper(ctx, interval)
+}
+
+// SweepSessions deletes expired sessions once.
+func (s *Server) SweepSessions(ctx context.Context) (int, error) { return s.sessions.sweep(ctx) }
+
+// dispatch routes /kbs/v0/<plugin>/<path...> in Trustee's order.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete:
+	default:
+		writeError(w, newError(VariantMethodNotAllowed, "Method "+r.Method+" not allowed", nil))
+		return
+	}
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/kbs/v0/")
+	parts, perr := splitPath(rest)
+	if perr != nil {
+		s.fail(w, r, newError(VariantInvalidRequestPath, "Invalid Request Path", perr))
+		return
+	}
+	plugin := ""
+	if len(parts) > 0 {
+		plugin = parts[0]
+		parts = parts[1:]
+	}
+	var err *Error
+	switch {
+	case plugin == "auth" && r.Method == http.MethodPost:
+		err = s.handleAuth(w, r)
+	case plugin == "attest" && r.Method == http.MethodPost:
+		err = s.handleAttest(w, r)
+	case plugin == "attestation-policy" && r.Method == http.MethodPost:
+		err = s.handleSetAttestationPolicy(w, r)
+	case plugin == "reference-value" && r.Method == http.MethodGet:
+		err = s.handleGetReferenceValue(w, r, parts)
+	case plugin == "reference-value" && r.Method == http.MethodPost:
+		err = s.handleRegisterReferenceValue(w, r)
+	case plugin == "resource-policy" && r.Method == http.MethodPost:
+		err = s.handleSetResourcePolicy(w, r)
+	case plugin == "resource-policy" && r.Method == http.MethodGet:
+		err = s.handleListResourcePolicies(w, r)
+	default:
+		err = s.handlePlugin(w, r, plugin, parts)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+	}
+}
+
+// splitPath splits the escaped path after /kbs/v0/ into unescaped segments.
+// Escaped slashes, "." and ".." segments and NUL bytes are rejected so no
+// segment can address anything outside its plugin's namespace. Empty
+// segments (as trustee-attester produces for bare paths) are collapsed.
+func splitPath(escaped string) ([]string, error) {
+	if len(escaped) > 4096 {
+		return nil, errors.New("path too long")
+	}
+	var parts []string
+	for _, seg := range strings.Split(escaped, "/") {
+		if seg == "" {
+			continue
+		}
+		if strings.Contains(strings.ToLower(seg), "%2f") || strings.Contains(strings.ToLower(seg), "%5c") {
+			return nil, errors.New("escaped slash in path")
+		}
+		u, err := unescape(seg)
+		if err != nil {
+			return nil, err
+		}
+		if u == "." || u == ".." || strings.ContainsAny(u, "\x00\\") {
+			return nil, errors.New("invalid path segment")
+		}
+		parts = append(parts, u)
+	}
+	return parts, nil
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *Error) {
+	lvl := slog.LevelInfo
+	if e.Status == http.StatusNotFound {
+		lvl = slog.LevelDebug
+	}
+	attrs := []any{"request_id", requestID(r.Context()), "error", e.Variant, "detail", e.Detail}
+	if e.Cause != nil {
+		attrs = append(attrs, "cause", e.Cause.Error())
+	}
+	s.log.Log(r.Context(), lvl, "request failed", attrs...)
+	writeError(w, e)
+}
+
+// readBody reads the request body within the configured limit.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, newError(VariantPayloadTooLarge,
+				"Request body exceeds the limit of "+formatBytes(s.cfg.MaxBodyBytes)+" (http_server.payload_request_size)", err)
+		}
+		return nil, newError(VariantSerdeError, "Serialize/Deserialize failed", err)
+	}
+	return b, nil
+}

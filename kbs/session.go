@@ -1,0 +1,213 @@
+package kbs
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/sigil-attestation/sigil/protocol"
+	"github.com/sigil-attestation/sigil/storage"
+)
+
+// SessionCookie is the RCAR session cookie name.
+const SessionCookie = "kbs-session-id"
+
+// session is one RCAR session. It is stored in Trustee's serde layout, an
+// externally tagged enum, so Go and Rust replicas can share a store:
+// {"Authed":{"request","challenge","id","timeout"}} or
+// {"Attested":{"token","id","timeout"}}.
+type session struct {
+	ID        string
+	Timeout   time.Time
+	Request   protocol.Request   // Authed only
+	Challenge protocol.Challenge // Authed only
+	Token     string             // Attested only
+}
+
+func (s *session) attested() bool { return s.Token != "" }
+
+type authedJSON struct {
+	Request   protocol.Request   `json:"request"`
+	Challenge protocol.Challenge `json:"challenge"`
+	ID        string             `json:"id"`
+	Timeout   string             `json:"timeout"`
+}
+
+type attestedJSON struct {
+	Token   string `json:"token"`
+	ID      string `json:"id"`
+	Timeout string `json:"timeout"`
+}
+
+func (s *session) marshal() ([]byte, error) {
+	ts := s.Timeout.UTC().Format(time.RFC3339Nano)
+	if s.attested() {
+		return json.Marshal(map[string]attestedJSON{"Attested": {Token: s.Token, ID: s.ID, Timeout: ts}})
+	}
+	return json.Marshal(map[string]authedJSON{"Authed": {Request: s.Request, Challenge: s.Challenge, ID: s.ID, Timeout: ts}})
+}
+
+func unmarshalSession(b []byte) (*session, error) {
+	var raw struct {
+		Authed   *authedJSON   `json:"Authed"`
+		Attested *attestedJSON `json:"Attested"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, err
+	}
+	var s session
+	var ts string
+	switch {
+	case raw.Attested != nil:
+		s = session{ID: raw.Attested.ID, Token: raw.Attested.Token}
+		ts = raw.Attested.Timeout
+	case raw.Authed != nil:
+		s = session{ID: raw.Authed.ID, Request: raw.Authed.Request, Challenge: raw.Authed.Challenge}
+		ts = raw.Authed.Timeout
+	default:
+		return nil, errors.New("unknown session state")
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return nil, fmt.Errorf("session timeout: %w", err)
+	}
+	s.Timeout = t
+	return &s, nil
+}
+
+// sessions keeps RCAR sessions in a storage namespace.
+type sessions struct {
+	store   storage.Store
+	now     func() time.Time
+	timeout time.Duration
+	rand    io.Reader
+	log     *slog.Logger
+}
+
+var errNoSession = errors.New("session not found or expired")
+
+// newID returns a UUIDv4 in "simple" form (32 lowercase hex characters).
+func newID(r io.Reader) (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return hex.EncodeToString(b[:]), nil
+}
+
+func validSessionID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *sessions) create(ctx context.Context, req protocol.Request, ch protocol.Challenge) (*session, error) {
+	id, err := newID(m.rand)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{ID: id, Timeout: m.now().Add(m.timeout), Request: req, Challenge: ch}
+	return s, m.put(ctx, s)
+}
+
+func (m *sessions) put(ctx context.Context, s *session) error {
+	b, err := s.marshal()
+	if err != nil {
+		return err
+	}
+	return m.store.Set(ctx, s.ID, b)
+}
+
+// get loads a session; an expired one is deleted and reported as missing.
+func (m *sessions) get(ctx context.Context, id string) (*session, error) {
+	if !validSessionID(id) {
+		return nil, errNoSession
+	}
+	b, err := m.store.Get(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errNoSession
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session storage: %w", err)
+	}
+	s, err := unmarshalSession(b)
+	if err != nil {
+		return nil, fmt.Errorf("session %s is corrupt: %w", id, err)
+	}
+	if !m.now().Before(s.Timeout) {
+		if err := m.store.Delete(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			m.log.Warn("deleting expired session", "error", err)
+		}
+		return nil, errNoSession
+	}
+	return s, nil
+}
+
+// sweep deletes every expired session and returns how many it removed.
+func (m *sessions) sweep(ctx context.Context) (int, error) {
+	keys, err := m.store.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	now := m.now()
+	for _, k := range keys {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		b, err := m.store.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		s, err := unmarshalSession(b)
+		if err == nil && now.Before(s.Timeout) {
+			continue
+		}
+		if err := m.store.Delete(ctx, k); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// runSweeper sweeps every interval until ctx ends; on error it backs off
+// from 5 s doubling to 300 s, as Trustee does.
+func (m *sessions) runSweeper(ctx context.Context, interval time.Duration) {
+	wait := interval
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		n, err := m.sweep(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if wait == interval {
+				wait = 5 * time.Second
+			} else {
+				wait = min(2*wait, 300*time.Second)
+			}
+			m.log.Warn("session sweep failed", "error", err, "retry_in", wait)
+		default:
+			wait = interval
+			if n > 0 {
+				m.log.Debug("expired sessions removed", "count", n)
+			}
+		}
+	}
+}

@@ -1,0 +1,6 @@
+# Release nothing.
+package policy
+
+import rego.v1
+
+default allow := false
