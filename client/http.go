@@ -77,6 +77,8 @@ type ServerError struct {
 	Info protocol.ErrorInformation
 	// Body is the response body as text.
 	Body string
+
+	hasInfo bool
 }
 
 // Error renders the failure like Trustee's kbs-client
@@ -93,7 +95,7 @@ func (e *ServerError) Error() string {
 }
 
 // HasErrorInformation reports whether the body parsed as ErrorInformation.
-func (e *ServerError) HasErrorInformation() bool { return e.Info.Type != "" || e.Info.Detail != "" }
+func (e *ServerError) HasErrorInformation() bool { return e.hasInfo }
 
 // parseErrorInformation parses body as ErrorInformation, requiring both
 // members to be strings as kbs-types does.
@@ -115,7 +117,7 @@ func parseErrorInformation(body []byte) (protocol.ErrorInformation, error) {
 func newServerError(status int, body []byte) *ServerError {
 	e := &ServerError{Status: status, Body: string(body)}
 	if info, err := parseErrorInformation(body); err == nil {
-		e.Info = info
+		e.Info, e.hasInfo = info, true
 	}
 	return e
 }

@@ -3,6 +3,7 @@ package config_test
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"reflect"
@@ -958,4 +959,35 @@ func FuzzParse(f *testing.F) {
 		_, _, _ = config.Parse(data, "json", noEnv)
 		_, _, _ = config.Parse(data, "yaml", noEnv)
 	})
+}
+
+// TestVerbatimValuesAcrossFormats checks that values kept as parsed have the
+// same Go types whatever the file format.
+func TestVerbatimValuesAcrossFormats(t *testing.T) {
+	docs := map[string]string{
+		"toml": validBase + "[sigil]\nn = 3\nf = 1.5\nl = [1, \"a\"]\nt = { x = 2 }\n",
+		"json": `{"http_server":{"insecure_http":true},"admin":{"authorization_mode":"DenyAll"},"attestation_token":{"insecure_header_jwk":true},
+"sigil":{"n":3,"f":1.5,"l":[1,"a"],"t":{"x":2}}}`,
+		"yaml": "http_server: {insecure_http: true}\nadmin: {authorization_mode: DenyAll}\nattestation_token: {insecure_header_jwk: true}\n" +
+			"sigil:\n  n: 3\n  f: 1.5\n  l: [1, a]\n  t: {x: 2}\n",
+	}
+	want := map[string]any{"n": int64(3), "f": 1.5, "l": []any{int64(1), "a"}, "t": map[string]any{"x": int64(2)}}
+	for format, doc := range docs {
+		k, _, err := config.Parse([]byte(doc), format, noEnv)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if !reflect.DeepEqual(k.Sigil.Extra, want) {
+			t.Errorf("%s: sigil = %#v; want %#v", format, k.Sigil.Extra, want)
+		}
+	}
+}
+
+func TestLogWarnings(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	config.LogWarnings(logger, []config.Warning{{Key: "attestation_service.work_dir", Message: "obsolete"}})
+	if out := buf.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "key=attestation_service.work_dir") {
+		t.Errorf("log output = %q", out)
+	}
 }

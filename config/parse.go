@@ -116,7 +116,45 @@ func decodeDocument(data []byte, format string) (map[string]any, error) {
 	if root == nil {
 		root = map[string]any{}
 	}
-	return root, nil
+	return normalizeValue(root).(map[string]any), nil
+}
+
+// normalizeValue gives every format the same generic types, so that values
+// kept verbatim (plugin options, [sigil], extractors) do not depend on the
+// file format: tables are map[string]any, integers int64, other numbers
+// float64.
+func normalizeValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeValue(e)
+		}
+		return x
+	case map[any]any:
+		m, _ := asMap(x)
+		return normalizeValue(m)
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeValue(e)
+		}
+		return x
+	case json.Number:
+		if n, err := x.Int64(); err == nil {
+			return n
+		}
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+		return x.String()
+	case int:
+		return int64(x)
+	case uint64:
+		if x <= math.MaxInt64 {
+			return int64(x)
+		}
+		return float64(x)
+	}
+	return v
 }
 
 func (d *decoder) kbs(t *table, getenv func(string) string) *KBS {

@@ -145,8 +145,8 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) *Error {
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		for _, a := range res.Appraisals {
 			s.log.Debug("appraisal", "request_id", requestID(ctx), "session", sess.ID, "submod", a.Name,
-				"tee", a.Tee, "policy", a.PolicyID, "status", a.Status, "trust_vector", a.TrustVector,
-				"explanation", a.Explanation)
+				"tee", a.Tee, "policy", a.PolicyID, "status", a.Status, "trust_vector", jsonText(a.TrustVector),
+				"explanation", jsonText(a.Explanation))
 		}
 	}
 	attested := &session{ID: sess.ID, Timeout: sess.Timeout, Token: res.Token}
@@ -162,4 +162,13 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) *Error {
 func tokenDigest(tok string) string {
 	d := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(d[:6])
+}
+
+// jsonText renders v as compact JSON for log attributes.
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	return string(b)
 }

@@ -51,9 +51,10 @@ type kbsOpts struct {
 	adminMode string // "" → AuthenticatedAuthorization
 	acl       string // "" → ^/kbs/.+$ for role tester
 	extraTOML string
+	topTOML   string // top-level keys, before any table
 }
 
-func startKBS(t *testing.T, o kbsOpts) *testKBS {
+func startKBS(t testing.TB, o kbsOpts) *testKBS {
 	t.Helper()
 	dir := t.TempDir()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -82,7 +83,7 @@ allowed_endpoints = %q
 	if o.adminMode == "DenyAll" {
 		adminTOML = "[admin]\nauthorization_mode = \"DenyAll\"\n"
 	}
-	cfgText := fmt.Sprintf(`
+	cfgText := o.topTOML + fmt.Sprintf(`
 [http_server]
 sockets = ["127.0.0.1:0"]
 insecure_http = true
@@ -137,7 +138,7 @@ name = "resource"
 }
 
 // adminToken mints an admin JWT like Trustee's integration tests do.
-func adminToken(t *testing.T, key ed25519.PrivateKey, claims map[string]any) string {
+func adminToken(t testing.TB, key ed25519.PrivateKey, claims map[string]any) string {
 	t.Helper()
 	base := map[string]any{"iss": "issuer", "role": "tester", "aud": []string{"audience"},
 		"iat": time.Now().Unix(), "exp": time.Now().Add(2 * time.Hour).Unix()}
@@ -154,7 +155,7 @@ func adminToken(t *testing.T, key ed25519.PrivateKey, claims map[string]any) str
 	return signing + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, []byte(signing)))
 }
 
-func (k *testKBS) token(t *testing.T) string { return adminToken(t, k.AdminKey, nil) }
+func (k *testKBS) token(t testing.TB) string { return adminToken(t, k.AdminKey, nil) }
 
 // storageFiles lists every file under the LocalFs storage directory.
 func (k *testKBS) storageFiles(t *testing.T) []string {

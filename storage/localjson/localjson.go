@@ -31,7 +31,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sigil-attestation/sigil/storage"
@@ -106,11 +105,7 @@ type fileID struct {
 }
 
 func idOf(st fs.FileInfo) fileID {
-	id := fileID{mod: st.ModTime(), size: st.Size()}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		id.ino = sys.Ino
-	}
-	return id
+	return fileID{mod: st.ModTime(), size: st.Size(), ino: inode(st)}
 }
 
 type store struct {

@@ -398,6 +398,7 @@ func RunBenchmarks(b *testing.B, newBackend func(b *testing.B) storage.Backend) 
 	b.Run("GetParallel", func(b *testing.B) {
 		s := setup(b)
 		ctx := context.Background()
+		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			i := 0
 			for pb.Next() {

@@ -1,0 +1,45 @@
+package app_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sigil-attestation/sigil/config"
+	"github.com/sigil-attestation/sigil/internal/app"
+)
+
+func TestBootstrap(t *testing.T) {
+	for _, insecure := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "data")
+		b, err := app.RunBootstrap(app.BootstrapOptions{DataDir: dir, Listen: "127.0.0.1:0", InsecureHTTP: insecure})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, warnings, err := config.Load(b.ConfigPath, func(string) string { return "" })
+		if err != nil || len(warnings) != 0 {
+			t.Fatalf("generated config: %v %v", err, warnings)
+		}
+		if cfg.Admin.AuthorizationMode != config.AuthenticatedAuthorization || cfg.AttestationToken.InsecureHeaderJWK ||
+			cfg.HTTPServer.InsecureHTTP != insecure || cfg.SessionStorage() != config.StorageMemory {
+			t.Fatalf("insecure defaults in %+v", cfg)
+		}
+		info, err := os.Stat(b.AdminKeyPath)
+		if err != nil || info.Mode().Perm() != 0o600 {
+			t.Fatalf("admin key mode: %v %v", info.Mode(), err)
+		}
+		tok1, _ := os.ReadFile(b.AdminTokenPath)
+		// A second start reuses every key.
+		b2, err := app.RunBootstrap(app.BootstrapOptions{DataDir: dir, Listen: "127.0.0.1:0", InsecureHTTP: insecure})
+		if err != nil || len(b2.Created) != 0 {
+			t.Fatalf("second start created %v (%v)", b2.Created, err)
+		}
+		tok2, _ := os.ReadFile(b2.AdminTokenPath)
+		if string(tok1) != string(tok2) {
+			t.Fatal("admin token changed on restart")
+		}
+	}
+	if _, err := app.RunBootstrap(app.BootstrapOptions{DataDir: t.TempDir(), Listen: "nonsense"}); err == nil {
+		t.Fatal("bad listen address accepted")
+	}
+}
