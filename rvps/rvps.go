@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sigil-attestation/sigil/storage"
@@ -58,6 +59,21 @@ type Extractor interface {
 type Options struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// CacheTTL, when positive, keeps query results (including "absent") in
+	// memory for that long, so an appraisal does not go to storage for every
+	// query_reference_value call. Register on this Service invalidates the
+	// names it writes at once; a value written by another replica becomes
+	// visible within CacheTTL.
+	CacheTTL time.Duration
+}
+
+// maxCacheEntries bounds the query cache; past it the cache is emptied.
+const maxCacheEntries = 4096
+
+type cacheEntry struct {
+	value      json.RawMessage // nil: absent
+	expiration time.Time       // of the stored value
+	fetched    time.Time
 }
 
 // Service registers and queries reference values. It is safe for concurrent
@@ -66,6 +82,9 @@ type Service struct {
 	store      storage.Store
 	now        func() time.Time
 	extractors map[string]Extractor
+	ttl        time.Duration
+	mu         sync.RWMutex
+	cache      map[string]cacheEntry
 }
 
 // New returns a Service that keeps its values in store (normally the
@@ -82,6 +101,8 @@ func New(store storage.Store, opts Options) *Service {
 			"sample": sampleExtractor{},
 			"swid":   swidExtractor{},
 		},
+		ttl:   opts.CacheTTL,
+		cache: map[string]cacheEntry{},
 	}
 }
 
@@ -180,7 +201,9 @@ func (s *Service) Register(ctx context.Context, msg []byte) error {
 		if err != nil {
 			return fmt.Errorf("rvps: encode reference value %q: %w", rv.Name, err)
 		}
-		if err := s.store.Set(ctx, rv.Name, enc); err != nil {
+		err = s.store.Set(ctx, rv.Name, enc)
+		s.invalidate(rv.Name)
+		if err != nil {
 			return fmt.Errorf("rvps: store reference value %q: %w", rv.Name, err)
 		}
 	}
@@ -194,33 +217,70 @@ func (s *Service) Register(ctx context.Context, msg []byte) error {
 // treats a value whose expiration has been reached as absent and returns
 // (nil, nil). The stored value is left in place; re-registering it renews it.
 func (s *Service) Query(ctx context.Context, id string) (json.RawMessage, error) {
-	raw, err := s.store.Get(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
+	now := s.now()
+	if s.ttl > 0 {
+		s.mu.RLock()
+		e, ok := s.cache[id]
+		s.mu.RUnlock()
+		if ok && now.Sub(e.fetched) < s.ttl && !now.Before(e.fetched) {
+			if e.value == nil || !now.Before(e.expiration) {
+				return nil, nil
+			}
+			return e.value, nil
+		}
+	}
+	value, exp, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.ttl > 0 {
+		s.mu.Lock()
+		if len(s.cache) >= maxCacheEntries {
+			clear(s.cache)
+		}
+		s.cache[id] = cacheEntry{value: value, expiration: exp, fetched: now}
+		s.mu.Unlock()
+	}
+	if value == nil || !now.Before(exp) {
 		return nil, nil
 	}
+	return value, nil
+}
+
+func (s *Service) invalidate(name string) {
+	if s.ttl > 0 {
+		s.mu.Lock()
+		delete(s.cache, name)
+		s.mu.Unlock()
+	}
+}
+
+// load reads id from storage: its value (nil when absent) and expiration.
+func (s *Service) load(ctx context.Context, id string) (json.RawMessage, time.Time, error) {
+	raw, err := s.store.Get(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, time.Time{}, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("rvps: get reference value %q: %w", id, err)
+		return nil, time.Time{}, fmt.Errorf("rvps: get reference value %q: %w", id, err)
 	}
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &members); err != nil {
-		return nil, fmt.Errorf("rvps: decode stored reference value %q: %w", id, err)
+		return nil, time.Time{}, fmt.Errorf("rvps: decode stored reference value %q: %w", id, err)
 	}
 	var expText string
 	if err := unmarshalString(members["expiration"], &expText); err != nil {
-		return nil, fmt.Errorf("rvps: stored reference value %q: expiration: %w", id, err)
+		return nil, time.Time{}, fmt.Errorf("rvps: stored reference value %q: expiration: %w", id, err)
 	}
 	exp, err := time.Parse(time.RFC3339, expText)
 	if err != nil {
-		return nil, fmt.Errorf("rvps: stored reference value %q: bad expiration: %w", id, err)
-	}
-	if !s.now().Before(exp) {
-		return nil, nil
+		return nil, time.Time{}, fmt.Errorf("rvps: stored reference value %q: bad expiration: %w", id, err)
 	}
 	value, ok := members["value"]
 	if !ok {
-		return nil, fmt.Errorf("rvps: stored reference value %q has no value", id)
+		return nil, time.Time{}, fmt.Errorf("rvps: stored reference value %q has no value", id)
 	}
-	return value, nil
+	return value, exp, nil
 }
 
 // validateName checks a reference-value name before it is used as a key.

@@ -419,3 +419,61 @@ func FuzzRegister(f *testing.F) {
 		_ = s.Register(context.Background(), msg)
 	})
 }
+
+// countingStore counts Get calls on a map store.
+type countingStore struct {
+	storage.Store
+	gets int
+}
+
+func (c *countingStore) Get(ctx context.Context, k string) ([]byte, error) {
+	c.gets++
+	return c.Store.Get(ctx, k)
+}
+
+func TestQueryCache(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	base := newMapStore()
+	cs := &countingStore{Store: base}
+	s := New(cs, Options{Now: func() time.Time { return now }, CacheTTL: 2 * time.Second})
+	msg := sampleMessage(t, "0.1.0", map[string]any{"svn": []string{"1"}})
+	if err := s.Register(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if v, err := s.Query(ctx, "svn"); err != nil || string(v) != `["1"]` {
+			t.Fatalf("query: %s %v", v, err)
+		}
+		if v, _ := s.Query(ctx, "missing"); v != nil {
+			t.Fatal("absent value returned")
+		}
+	}
+	if cs.gets != 2 {
+		t.Fatalf("storage reads: %d, want 2 (one per id)", cs.gets)
+	}
+	// A local Register is visible at once.
+	if err := s.Register(ctx, sampleMessage(t, "0.1.0", map[string]any{"svn": []string{"2"}})); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Query(ctx, "svn"); string(v) != `["2"]` {
+		t.Fatalf("after register: %s", v)
+	}
+	// A write by another replica is visible after the TTL.
+	other := New(base, Options{Now: func() time.Time { return now }})
+	if err := other.Register(ctx, sampleMessage(t, "0.1.0", map[string]any{"missing": 1})); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := s.Query(ctx, "missing"); v != nil {
+		t.Fatal("cached absence expected within the TTL")
+	}
+	now = now.Add(3 * time.Second)
+	if v, _ := s.Query(ctx, "missing"); string(v) != "1" {
+		t.Fatalf("after TTL: %s", v)
+	}
+	// Expiration is still enforced for cached values.
+	now = now.AddDate(1, 1, 0)
+	if v, _ := s.Query(ctx, "missing"); v != nil {
+		t.Fatal("expired value returned")
+	}
+}

@@ -181,9 +181,11 @@ func TestBearerToken(t *testing.T) {
 func TestAdmin(t *testing.T) {
 	ctx := context.Background()
 	ops := map[string]func(a *client.Admin) error{
-		"set resource policy":    func(a *client.Admin) error { return a.SetResourcePolicy(ctx, []byte(policy.ResourceAllowAll)) },
-		"set attestation policy": func(a *client.Admin) error { return a.SetAttestationPolicy(ctx, "fake_policy_id", "rego", []byte(contraindicatedCPU)) },
-		"set secret":             func(a *client.Admin) error { return a.SetResource(ctx, "a/b/c", []byte("x")) },
+		"set resource policy": func(a *client.Admin) error { return a.SetResourcePolicy(ctx, []byte(policy.ResourceAllowAll)) },
+		"set attestation policy": func(a *client.Admin) error {
+			return a.SetAttestationPolicy(ctx, "fake_policy_id", "rego", []byte(contraindicatedCPU))
+		},
+		"set secret": func(a *client.Admin) error { return a.SetResource(ctx, "a/b/c", []byte("x")) },
 	}
 	_, wrongKey, _ := ed25519.GenerateKey(rand.Reader)
 	for name, op := range ops {

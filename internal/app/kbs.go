@@ -109,7 +109,9 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 	if err != nil {
 		return nil, err
 	}
-	rv := rvps.New(rvStore, rvps.Options{Now: opts.Now})
+	// Appraisals query reference values several times each; a short cache
+	// keeps them off the storage path (local writes invalidate at once).
+	rv := rvps.New(rvStore, rvps.Options{Now: opts.Now, CacheTTL: 2 * time.Second})
 
 	broker, err := newBroker(builtin.AttestationTokenBroker, opts)
 	if err != nil {

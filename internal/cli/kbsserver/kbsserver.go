@@ -33,6 +33,8 @@ Flags:
   --insecure-http          serve plain HTTP in the zero-config start
 
 Logging: SIGIL_LOG or RUST_LOG (error, warn, info, debug).
+Profiling: SIGIL_PPROF=127.0.0.1:6060 serves Go's pprof handlers on that
+loopback address (refused for non-loopback addresses).
 `
 
 // Main runs the KBS until ctx ends.
@@ -79,6 +81,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	}
 	for _, w := range warnings {
 		log.Warn("configuration", "file", cfgFile, "key", w.Key, "warning", w.Message)
+	}
+	if addr := getenv("SIGIL_PPROF"); addr != "" {
+		if err := startPprof(ctx, addr, log); err != nil {
+			log.Error("SIGIL_PPROF", "error", err)
+			return 1
+		}
 	}
 	k, err := app.NewKBS(ctx, cfg, app.Options{Logger: log, Version: version})
 	if err != nil {

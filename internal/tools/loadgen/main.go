@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -51,7 +52,15 @@ func run() error {
 	setup := flag.Bool("setup", false, "store the resource and an allow-all resource policy first")
 	adminTokenFile := flag.String("admin-token-file", "", "admin token for --setup")
 	pid := flag.Int("server-pid", 0, "server process id, to report its CPU time per flow")
+	floor := flag.Bool("floor", false, "measure the per-flow cryptographic and policy floor in this run")
 	flag.Parse()
+	var floorSum time.Duration
+	if *floor {
+		var err error
+		if floorSum, err = measureFloor(); err != nil {
+			return err
+		}
+	}
 
 	u, err := url.Parse(*base)
 	if err != nil {
@@ -134,6 +143,9 @@ func run() error {
 	if *pid > 0 && cpu1 > cpu0 && len(lat) > 0 {
 		per := (cpu1 - cpu0) / time.Duration(len(lat))
 		fmt.Printf("server_cpu=%s server_cpu_per_flow=%s\n", (cpu1 - cpu0).Round(time.Millisecond), per.Round(time.Microsecond))
+		if floorSum > 0 {
+			fmt.Printf("server_cpu_per_flow/floor=%.2f\n", float64(per)/float64(floorSum))
+		}
 	}
 	if firstErr != nil {
 		fmt.Println("first error:", firstErr)
@@ -204,3 +216,5 @@ func procCPU(pid int) time.Duration {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
 }
+
+func base64URL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
