@@ -70,6 +70,13 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		return nil, fmt.Errorf("attestation_service.rvps_config.type %q is not available in this build of Sigil (only BuiltIn)", builtin.RVPS.Type)
 	}
 
+	h := &cfg.HTTPServer
+	if h.TLSCiphers != "" || h.TLSGroups != "" {
+		opts.Logger.Warn("http_server.tls_ciphers and tls_groups name OpenSSL suites and are not applied; Go's TLS stack chooses its own (TLS versions are honoured)")
+	}
+	if h.AuthRateLimitPerSecond != 0 || h.AuthRateLimitBurst != 0 {
+		opts.Logger.Warn("http_server.auth_rate_limit_* is not implemented in this version of Sigil and is ignored")
+	}
 	stores := &backends{sb: &cfg.StorageBackend, open: map[config.StorageType]storage.Backend{}}
 	k := &KBS{cfg: cfg, log: opts.Logger, stores: stores}
 	ok := false

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Reproduces the figures in docs/benchmarks.md: per-stage micro-benchmarks,
+# the in-process flow benchmark, the heap per live session, and a loopback
+# load test of the real binary at 1, 8 and 64 concurrent clients.
+# Everything stays on 127.0.0.1; loops are bounded by -benchtime/--duration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNT=${COUNT:-3}
+DUR=${DUR:-10s}
+PORT=${PORT:-18080}
+
+echo "== machine"; nproc; grep -m1 'model name' /proc/cpuinfo || true; go version
+
+echo "== per-stage micro-benchmarks"
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkRuntimeData' ./internal/jcs
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkAppraisalSample|BenchmarkResourceAllow' ./policy
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkIssue' ./ear
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkVerify' ./kbs/tokenverify
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkEncrypt' ./internal/jose
+go test -run '^$' -count 1 -bench 'BenchmarkSessionHeap' -benchtime 1x ./kbs
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkFlow' -benchtime 3s ./internal/app
+
+echo "== load test (separate server process, zero-config HTTPS, info logging)"
+tmp=$(mktemp -d)
+go build -o "$tmp/sigil" ./cmd/sigil
+go build -o "$tmp/loadgen" ./internal/tools/loadgen
+"$tmp/sigil" kbs --data-dir "$tmp/data" --listen "127.0.0.1:$PORT" >"$tmp/kbs.out" 2>"$tmp/kbs.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 50); do [ -s "$tmp/kbs.out" ] && break; sleep 0.2; done
+url="https://127.0.0.1:$PORT"
+cert="$tmp/data/tls/cert.pem"
+"$tmp/loadgen" --url "$url" --cert-file "$cert" --admin-token-file "$tmp/data/admin/admin-token" --setup --floor \
+  --concurrency 1 --duration "$DUR" --server-pid "$pid"
+for c in 8 64; do
+  "$tmp/loadgen" --url "$url" --cert-file "$cert" --concurrency "$c" --duration "$DUR" --server-pid "$pid" --floor
+done
+echo "server log lines: $(wc -l <"$tmp/kbs.log")"
