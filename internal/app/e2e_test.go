@@ -292,3 +292,41 @@ allow if ` + ae + `.init_data_claims.agent_policy_claims.containers[1].OCI.Proce
 		}
 	})
 }
+
+// TestMetricsAndJWKS: Trustee's metric names are served and count a flow;
+// the AS signing key is published as a JWKS.
+func TestMetricsAndJWKS(t *testing.T) {
+	ctx := context.Background()
+	k := startKBS(t, kbsOpts{})
+	a := newAdmin(t, k, k.token(t))
+	if err := a.SetResource(ctx, secretPath, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetResourcePolicy(ctx, []byte(policy.ResourceAllowAll)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := guest(t, k, false, nil).GetResource(ctx, secretPath); err != nil {
+		t.Fatal(err)
+	}
+	m := do(t, "GET", k.URL+"/metrics", nil, nil)
+	for _, want := range []string{
+		`kbs_attestation_successes_total{tee_type="sample"} 1`,
+		`kbs_auth_requests_total 1`,
+		`kbs_policy_approvals_total 1`,
+		`kbs_resource_reads_total{resource_path="default/test/secret"} 1`,
+		`kbs_resource_writes_total{resource_path="default/test/secret"} 1`,
+		`kbs_http_request_duration_seconds_bucket`,
+		`kbs_build_info{build_date="",git_hash="",version="test"} 1`,
+	} {
+		if !strings.Contains(string(m.body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	j := do(t, "GET", k.URL+"/.well-known/jwks.json", nil, nil)
+	var jwks struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal(j.body, &jwks); err != nil || len(jwks.Keys) != 1 || jwks.Keys[0]["crv"] != "P-256" || jwks.Keys[0]["alg"] != "ES256" {
+		t.Fatalf("jwks: %s", j.body)
+	}
+}
