@@ -25,7 +25,7 @@ func (noAS) SetPolicy(context.Context, string, string) error { return errors.New
 
 type noRVPS struct{}
 
-func (noRVPS) Register(context.Context, []byte) error                   { return errors.New("not used") }
+func (noRVPS) Register(context.Context, []byte) error                 { return errors.New("not used") }
 func (noRVPS) Query(context.Context, string) (json.RawMessage, error) { return nil, nil }
 
 type denyAdmin struct{}
