@@ -28,6 +28,7 @@ const (
 	// these with non-JSON bodies).
 	VariantPayloadTooLarge  = "PayloadTooLarge"
 	VariantMethodNotAllowed = "MethodNotAllowed"
+	VariantHeaderTooLarge   = "RequestHeaderFieldsTooLarge"
 )
 
 // Error is a KBS error: what the client sees (variant, detail, status) and
@@ -59,6 +60,8 @@ func newError(variant, detail string, cause error) *Error {
 		status = http.StatusRequestEntityTooLarge
 	case VariantMethodNotAllowed:
 		status = http.StatusMethodNotAllowed
+	case VariantHeaderTooLarge:
+		status = http.StatusRequestHeaderFieldsTooLarge
 	}
 	return &Error{Variant: variant, Detail: detail, Status: status, Cause: cause}
 }

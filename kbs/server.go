@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -69,7 +70,17 @@ type Config struct {
 	Metrics      *Metrics
 	// JWKS, if set, is served at /.well-known/jwks.json (the AS token keys).
 	JWKS []byte
+	// HeaderLimit bounds the total size of request headers (a Bearer
+	// token with multi-device evidence can be large); larger requests get
+	// 431 with ErrorInformation naming HeaderLimitSetting. Default 512 KiB.
+	HeaderLimit int
+	// HeaderLimitSetting names the setting to change in the 431 detail.
+	HeaderLimitSetting string
 }
+
+// DefaultHeaderLimit is the default request-header budget (Bearer tokens
+// of 8 GPUs + 4 switches stay well below it with verbose_token = false).
+const DefaultHeaderLimit = 512 << 10
 
 // Server is the KBS. Create it with New and serve Handler().
 type Server struct {
@@ -105,6 +116,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.HeaderLimit <= 0 {
+		cfg.HeaderLimit = DefaultHeaderLimit
+	}
+	if cfg.HeaderLimitSetting == "" {
+		cfg.HeaderLimitSetting = "sigil.header_limit_kib"
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics("")
 	}
@@ -132,8 +149,32 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		})
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	s.handler = s.accessLog(mux)
+	s.handler = s.accessLog(s.limitHeaders(mux))
 	return s, nil
+}
+
+// HeaderLimit returns the request-header budget; the HTTP server's own
+// limit must be above it so that this handler, not net/http, answers.
+func (s *Server) HeaderLimit() int { return s.cfg.HeaderLimit }
+
+// limitHeaders answers 431 with ErrorInformation when the request headers
+// exceed the configured budget.
+func (s *Server) limitHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := len(r.Method) + len(r.RequestURI) + 12
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				n += len(k) + len(v) + 4
+			}
+		}
+		if n > s.cfg.HeaderLimit {
+			writeError(w, newError(VariantHeaderTooLarge, fmt.Sprintf(
+				"Request headers of %d bytes exceed the limit of %s; raise %s (a large Bearer token: consider verbose_token = false)",
+				n, formatBytes(int64(s.cfg.HeaderLimit)), s.cfg.HeaderLimitSetting), nil))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Handler returns the HTTP handler of the KBS.

@@ -281,3 +281,13 @@ func TestHostileTokens(t *testing.T) {
 		t.Fatalf("after rejected writes: %d %s", r.status, r.body)
 	}
 }
+
+func TestHeaderLimit(t *testing.T) {
+	k := startKBS(t, kbsOpts{extraTOML: "\n[sigil]\nheader_limit_kib = 64\n"})
+	big := strings.Repeat("a", 70<<10)
+	r := do(t, "GET", k.URL+"/kbs/v0/resource/a/b/c", nil, map[string]string{"Authorization": "Bearer " + big})
+	wantErr(t, r, 431, "RequestHeaderFieldsTooLarge", "sigil.header_limit_kib")
+	// Within the limit the request reaches the token check.
+	r = do(t, "GET", k.URL+"/kbs/v0/resource/a/b/c", nil, map[string]string{"Authorization": "Bearer " + big[:60<<10]})
+	wantErr(t, r, 401, "TokenVerifierError", "")
+}

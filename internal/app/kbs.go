@@ -158,6 +158,10 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		opts.Logger.Warn("attestation tokens are trusted by their header key: [attestation_token] insecure_header_jwk = true")
 	}
 
+	headerLimit, err := sigilSettings(cfg.Sigil, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
 	plugins := map[string]kbs.Plugin{}
 	for _, p := range cfg.Plugins {
 		switch {
@@ -182,6 +186,7 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		Logger:           opts.Logger,
 		Metrics:          kbs.NewMetrics(opts.Version),
 		JWKS:             broker.JWKS(),
+		HeaderLimit:      headerLimit,
 	})
 	if err != nil {
 		return nil, err
@@ -337,6 +342,9 @@ func (k *KBS) Serve(ctx context.Context, ready func(addrs []net.Addr)) error {
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		// Above the KBS's own budget, so that oversized headers get the
+		// KBS's 431 problem JSON rather than net/http's plain text.
+		MaxHeaderBytes: 2*k.Server.HeaderLimit() + 64<<10,
 		ErrorLog:          slog.NewLogLogger(k.log.Handler(), slog.LevelDebug),
 	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
@@ -367,4 +375,22 @@ func (k *KBS) Serve(ctx context.Context, ready func(addrs []net.Addr)) error {
 	_ = srv.Shutdown(shutCtx)
 	wg.Wait()
 	return err
+}
+
+// sigilSettings reads the Sigil-only [sigil] table: header_limit_kib (the
+// request-header budget, default 512). Unknown keys are warned about.
+func sigilSettings(sg config.Sigil, log *slog.Logger) (headerLimit int, err error) {
+	for k, v := range sg.Extra {
+		switch k {
+		case "header_limit_kib":
+			n, ok := v.(int64)
+			if !ok || n < 16 || n > 16<<10 {
+				return 0, fmt.Errorf("sigil.header_limit_kib: must be an integer from 16 to 16384, got %v", v)
+			}
+			headerLimit = int(n) << 10
+		default:
+			log.Warn("configuration", "key", "sigil."+k, "warning", "unknown key, ignored")
+		}
+	}
+	return headerLimit, nil
 }
