@@ -345,7 +345,7 @@ func (k *KBS) Serve(ctx context.Context, ready func(addrs []net.Addr)) error {
 		// Above the KBS's own budget, so that oversized headers get the
 		// KBS's 431 problem JSON rather than net/http's plain text.
 		MaxHeaderBytes: 2*k.Server.HeaderLimit() + 64<<10,
-		ErrorLog:          slog.NewLogLogger(k.log.Handler(), slog.LevelDebug),
+		ErrorLog:       slog.NewLogLogger(k.log.Handler(), slog.LevelDebug),
 	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
