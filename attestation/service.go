@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/sigil-attestation/sigil/initdata"
 	"github.com/sigil-attestation/sigil/internal/jcs"
 	"github.com/sigil-attestation/sigil/policy"
+	"github.com/sigil-attestation/sigil/protocol"
 	"github.com/sigil-attestation/sigil/storage"
 	"github.com/sigil-attestation/sigil/verifier"
 )
@@ -142,13 +142,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Broker returns the token broker (for its JWKS).
-func (s *Service) Broker() *ear.Broker { return s.cfg.Broker }
-
 // SetPolicy stores policy id after checking that it compiles. policyB64 is
 // the base64url (unpadded, padding tolerated) policy text, as the KBS API carries it.
 func (s *Service) SetPolicy(ctx context.Context, id, policyB64 string) error {
-	text, err := decodeB64URL(policyB64)
+	text, err := protocol.DecodePolicy(policyB64)
 	if err != nil {
 		return fmt.Errorf("%w: policy is not base64url: %v", ErrBadRequest, err)
 	}
@@ -414,8 +411,4 @@ func digestJSON(h func() hash.Hash, v any) ([]byte, error) {
 	d := h()
 	d.Write(b)
 	return d.Sum(nil), nil
-}
-
-func decodeB64URL(s string) ([]byte, error) {
-	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/sigil-attestation/sigil/protocol"
 )
 
 // requireAdmin runs the admin check for a built-in admin endpoint.
@@ -94,7 +96,7 @@ func (s *Server) handleSetResourcePolicy(w http.ResponseWriter, r *http.Request)
 	if err := json.Unmarshal(req.Policy, &b64); err != nil {
 		return newError(VariantParsePolicyError, "Failed to parse policy: `policy` is not a string", err)
 	}
-	text, err := attestationDecodeB64URL(b64)
+	text, err := protocol.DecodePolicy(b64)
 	if err != nil {
 		return newError(VariantParsePolicyError, "Failed to parse policy: "+err.Error(), err)
 	}

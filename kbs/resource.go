@@ -2,7 +2,6 @@ package kbs
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -232,8 +231,4 @@ func initDataClaims(claims map[string]any) any {
 	cpu0, _ := subs["cpu0"].(map[string]any)
 	ae, _ := cpu0["ear.veraison.annotated-evidence"].(map[string]any)
 	return ae["init_data_claims"]
-}
-
-func attestationDecodeB64URL(s string) ([]byte, error) {
-	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }

@@ -6,9 +6,11 @@
 package protocol
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Version is the only protocol version Sigil's KBS accepts.
@@ -185,4 +187,10 @@ type Response struct {
 	Ciphertext   string `json:"ciphertext"`
 	Tag          string `json:"tag"`
 	AAD          string `json:"aad,omitempty"`
+}
+
+// DecodePolicy decodes a policy as the admin API carries it: base64url
+// without padding (padded input is tolerated).
+func DecodePolicy(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }
