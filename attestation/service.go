@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sigil-attestation/sigil/ear"
 	"github.com/sigil-attestation/sigil/initdata"
@@ -101,6 +102,13 @@ type Config struct {
 	// token (Trustee's default is true; see docs/compatibility.md).
 	VerboseToken bool
 	Logger       *slog.Logger
+	// PolicyCacheTTL, when positive, trusts a compiled policy for that long
+	// before re-reading its text from storage. SetPolicy on this Service
+	// takes effect at once; a policy written by another replica within
+	// PolicyCacheTTL. Zero re-reads on every evaluation.
+	PolicyCacheTTL time.Duration
+	// Now is the clock for PolicyCacheTTL (default time.Now).
+	Now func() time.Time
 }
 
 // Service evaluates attestation requests. It is safe for concurrent use.
@@ -111,8 +119,9 @@ type Service struct {
 }
 
 type compiledPolicy struct {
-	text   string
-	policy *policy.Appraisal
+	text    string
+	policy  *policy.Appraisal
+	checked time.Time // when text was last compared with storage
 }
 
 // Errors a caller may want to distinguish.
@@ -131,6 +140,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger}
 	for id, text := range policy.DefaultAppraisalPolicies() {
@@ -164,7 +176,7 @@ func (s *Service) SetPolicyText(ctx context.Context, id, text string) error {
 	if err := s.cfg.Policies.Set(ctx, id+".rego", []byte(text)); err != nil {
 		return fmt.Errorf("attestation: storing policy %s: %w", id, err)
 	}
-	s.compiled.Store(id, &compiledPolicy{text: text, policy: p})
+	s.compiled.Store(id, &compiledPolicy{text: text, policy: p, checked: s.cfg.Now()})
 	return nil
 }
 
@@ -197,6 +209,13 @@ func validPolicyID(id string) error {
 // policyFor returns the compiled policy id, recompiling when the stored text
 // changed (another replica may have written it).
 func (s *Service) policyFor(ctx context.Context, id string) (*policy.Appraisal, error) {
+	now := s.cfg.Now()
+	cached, _ := s.compiled.Load(id)
+	if c, ok := cached.(*compiledPolicy); ok && s.cfg.PolicyCacheTTL > 0 {
+		if age := now.Sub(c.checked); age >= 0 && age < s.cfg.PolicyCacheTTL {
+			return c.policy, nil
+		}
+	}
 	text, err := s.cfg.Policies.Get(ctx, id+".rego")
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", ErrPolicyNotFound, id)
@@ -204,14 +223,15 @@ func (s *Service) policyFor(ctx context.Context, id string) (*policy.Appraisal, 
 	if err != nil {
 		return nil, fmt.Errorf("attestation: loading policy %s: %w", id, err)
 	}
-	if c, ok := s.compiled.Load(id); ok && c.(*compiledPolicy).text == string(text) {
-		return c.(*compiledPolicy).policy, nil
+	if c, ok := cached.(*compiledPolicy); ok && c.text == string(text) {
+		s.compiled.Store(id, &compiledPolicy{text: c.text, policy: c.policy, checked: now})
+		return c.policy, nil
 	}
 	p, err := policy.CompileAppraisal(id, string(text))
 	if err != nil {
 		return nil, fmt.Errorf("attestation: stored policy %s does not compile: %w", id, err)
 	}
-	s.compiled.Store(id, &compiledPolicy{text: string(text), policy: p})
+	s.compiled.Store(id, &compiledPolicy{text: string(text), policy: p, checked: now})
 	return p, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sigil-attestation/sigil/attestation"
 	"github.com/sigil-attestation/sigil/ear"
@@ -249,5 +250,52 @@ func TestSetPolicy(t *testing.T) {
 	ids, _ := f.svc.ListPolicies(ctx)
 	if strings.Join(ids, ",") != "default_cpu,default_gpu" {
 		t.Fatalf("ids %v", ids)
+	}
+}
+
+// TestPolicyCacheTTL: with a cache window, a policy written by another
+// replica is picked up once the window has passed; SetPolicy on this
+// service applies at once.
+func TestPolicyCacheTTL(t *testing.T) {
+	ctx := context.Background()
+	be := memory.New()
+	pol, _ := be.Namespace(ctx, storage.NamespaceASPolicy)
+	rvStore, _ := be.Namespace(ctx, storage.NamespaceReferenceValue)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	broker, _ := ear.NewBroker(ear.BrokerConfig{Signer: key})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	svc, err := attestation.New(ctx, attestation.Config{
+		Verifiers: map[string]verifier.Verifier{"sample": sample.New()},
+		Policies:  pol, ReferenceValues: rvps.New(rvStore, rvps.Options{}), Broker: broker,
+		PolicyCacheTTL: 2 * time.Second, Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func() ear.Status {
+		t.Helper()
+		res, err := svc.Evaluate(ctx, request(t, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Appraisals[0].Status
+	}
+	if s := status(); s != ear.StatusContraindicated {
+		t.Fatalf("default: %s", s)
+	}
+	_ = pol.Set(ctx, "default_cpu.rego", []byte("package policy\ntrust_claims := {\"hardware\": 2}\n"))
+	if s := status(); s != ear.StatusContraindicated {
+		t.Fatalf("within the window the cached policy applies, got %s", s)
+	}
+	now = now.Add(3 * time.Second)
+	if s := status(); s != ear.StatusAffirming {
+		t.Fatalf("after the window: %s", s)
+	}
+	warn := base64.RawURLEncoding.EncodeToString([]byte("package policy\ntrust_claims := {\"hardware\": 33}\n"))
+	if err := svc.SetPolicy(ctx, "default_cpu", warn); err != nil {
+		t.Fatal(err)
+	}
+	if s := status(); s != ear.StatusWarning {
+		t.Fatalf("local SetPolicy must apply at once: %s", s)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/sigil-attestation/sigil/internal/jose"
 	"github.com/sigil-attestation/sigil/kbs/tokenverify"
@@ -23,12 +24,15 @@ const resourcePolicyKey = "resource-policy.rego"
 // stored text changes (possibly written by another replica).
 type resourcePolicy struct {
 	store    storage.Store
+	ttl      time.Duration // see Config.PolicyCacheTTL
+	now      func() time.Time
 	compiled atomic.Pointer[compiledResource]
 }
 
 type compiledResource struct {
-	text   string
-	policy *policy.Resource
+	text    string
+	policy  *policy.Resource
+	checked time.Time
 }
 
 func (p *resourcePolicy) init(ctx context.Context) error {
@@ -47,23 +51,31 @@ func (p *resourcePolicy) set(ctx context.Context, text string) error {
 	if err := p.store.Set(ctx, resourcePolicyKey, []byte(text)); err != nil {
 		return err
 	}
-	p.compiled.Store(&compiledResource{text: text, policy: c})
+	p.compiled.Store(&compiledResource{text: text, policy: c, checked: p.now()})
 	return nil
 }
 
 func (p *resourcePolicy) get(ctx context.Context) (*policy.Resource, error) {
+	now := p.now()
+	cached := p.compiled.Load()
+	if cached != nil && p.ttl > 0 {
+		if age := now.Sub(cached.checked); age >= 0 && age < p.ttl {
+			return cached.policy, nil
+		}
+	}
 	text, err := p.store.Get(ctx, resourcePolicyKey)
 	if err != nil {
 		return nil, fmt.Errorf("loading resource policy: %w", err)
 	}
-	if c := p.compiled.Load(); c != nil && c.text == string(text) {
-		return c.policy, nil
+	if cached != nil && cached.text == string(text) {
+		p.compiled.Store(&compiledResource{text: cached.text, policy: cached.policy, checked: now})
+		return cached.policy, nil
 	}
 	c, err := policy.CompileResource(string(text))
 	if err != nil {
 		return nil, fmt.Errorf("stored resource policy does not compile: %w", err)
 	}
-	p.compiled.Store(&compiledResource{text: string(text), policy: c})
+	p.compiled.Store(&compiledResource{text: string(text), policy: c, checked: now})
 	return c, nil
 }
 

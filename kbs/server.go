@@ -76,6 +76,10 @@ type Config struct {
 	HeaderLimit int
 	// HeaderLimitSetting names the setting to change in the 431 detail.
 	HeaderLimitSetting string
+	// PolicyCacheTTL, when positive, trusts the compiled resource policy
+	// for that long before re-reading it from storage (a policy set on this
+	// server applies at once; one set by another replica within the TTL).
+	PolicyCacheTTL time.Duration
 }
 
 // DefaultHeaderLimit is the default request-header budget (Bearer tokens
@@ -132,7 +136,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sessions: &sessions{
 			store: cfg.Sessions, now: cfg.Now, timeout: cfg.SessionTimeout, rand: cfg.Rand, log: cfg.Logger,
 		},
-		policy: &resourcePolicy{store: cfg.Policies},
+		policy: &resourcePolicy{store: cfg.Policies, ttl: cfg.PolicyCacheTTL, now: cfg.Now},
 	}
 	if err := s.policy.init(ctx); err != nil {
 		return nil, err

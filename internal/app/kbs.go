@@ -28,6 +28,11 @@ import (
 	"github.com/sigil-attestation/sigil/storage"
 )
 
+// sharedStateTTL is how long compiled policies and reference values are
+// trusted before re-reading storage. Writes through this process apply at
+// once; writes by another replica sharing the storage within this window.
+const sharedStateTTL = 2 * time.Second
+
 // Options are the process-level inputs of NewKBS.
 type Options struct {
 	Logger     *slog.Logger
@@ -118,7 +123,7 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 	}
 	// Appraisals query reference values several times each; a short cache
 	// keeps them off the storage path (local writes invalidate at once).
-	rv := rvps.New(rvStore, rvps.Options{Now: opts.Now, CacheTTL: 2 * time.Second})
+	rv := rvps.New(rvStore, rvps.Options{Now: opts.Now, CacheTTL: sharedStateTTL})
 
 	broker, err := newBroker(builtin.AttestationTokenBroker, opts)
 	if err != nil {
@@ -132,6 +137,8 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		Broker:          broker,
 		VerboseToken:    builtin.AttestationTokenBroker.VerboseToken,
 		Logger:          opts.Logger,
+		PolicyCacheTTL:  sharedStateTTL,
+		Now:             opts.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -187,6 +194,7 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		Metrics:          kbs.NewMetrics(opts.Version),
 		JWKS:             broker.JWKS(),
 		HeaderLimit:      headerLimit,
+		PolicyCacheTTL:   sharedStateTTL,
 	})
 	if err != nil {
 		return nil, err

@@ -118,3 +118,22 @@ func (a *Attest) CheckPCRs(digestAlg uint16, banks map[uint16][][]byte) error {
 	}
 	return nil
 }
+
+// SelectsBank reports whether a's PCR selection is exactly PCRs 0…n-1 of
+// the hash bank (and nothing else), so that n supplied PCR values of that
+// bank are all covered by the quote's pcrDigest.
+func (a *Attest) SelectsBank(hash uint16, n int) bool {
+	if len(a.PCRSelect) != 1 || a.PCRSelect[0].Hash != hash {
+		return false
+	}
+	got := a.PCRSelect[0].PCRs()
+	if len(got) != n {
+		return false
+	}
+	for i, p := range got {
+		if p != i {
+			return false
+		}
+	}
+	return true
+}
