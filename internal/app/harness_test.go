@@ -113,7 +113,15 @@ name = "resource"
 		t.Fatalf("config: %v", err)
 	}
 	clk := &clock{t: time.Now()}
-	k, err := app.NewKBS(context.Background(), cfg, app.Options{Now: clk.Now, Version: "test"})
+	addr, k := serveConfig(t, cfg, app.Options{Now: clk.Now, Version: "test"})
+	return &testKBS{URL: "http://" + addr, Dir: dir, AdminKey: priv, Clock: clk, KBS: k}
+}
+
+// serveConfig starts a KBS for cfg on its (loopback) sockets and stops it
+// when the test ends. It returns the first bound address.
+func serveConfig(t testing.TB, cfg *config.KBS, opts app.Options) (string, *app.KBS) {
+	t.Helper()
+	k, err := app.NewKBS(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatalf("NewKBS: %v", err)
 	}
@@ -125,6 +133,8 @@ name = "resource"
 	select {
 	case addr = <-addrc:
 	case err := <-done:
+		cancel()
+		k.Close()
 		t.Fatalf("serve: %v", err)
 	}
 	t.Cleanup(func() {
@@ -134,7 +144,7 @@ name = "resource"
 		}
 		k.Close()
 	})
-	return &testKBS{URL: "http://" + addr.String(), Dir: dir, AdminKey: priv, Clock: clk, KBS: k}
+	return addr.String(), k
 }
 
 // adminToken mints an admin JWT like Trustee's integration tests do.

@@ -101,26 +101,6 @@ func loadTrusteeConfig(t *testing.T, name, root string) *config.KBS {
 	return cfg
 }
 
-func serve(t *testing.T, cfg *config.KBS) string {
-	t.Helper()
-	k, err := app.NewKBS(context.Background(), cfg, app.Options{Version: "test"})
-	if err != nil {
-		t.Fatalf("NewKBS: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrc := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- k.Serve(ctx, func(a []net.Addr) { addrc <- a[0] }) }()
-	var addr net.Addr
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); <-done; k.Close() })
-	return addr.String()
-}
-
 // TestTrusteeBgcheck reproduces Trustee's kbs/test "test-bgcheck" e2e from
 // its own config file: HTTPS with a self-signed certificate, the built-in AS
 // signing with a CA-issued key, the KBS trusting that CA, an EdDSA admin
@@ -131,7 +111,8 @@ func TestTrusteeBgcheck(t *testing.T) {
 	root := t.TempDir()
 	adminKey := trusteeWorkDir(t, filepath.Join(root, "work"))
 	cfg := loadTrusteeConfig(t, "e2e-kbs.toml", root)
-	url := "https://" + serve(t, cfg)
+	addr, _ := serveConfig(t, cfg, app.Options{Version: "test"})
+	url := "https://" + addr
 
 	secret := []byte("0123456789abcdef")
 	repo := filepath.Join(root, "work", "storage", "repository")
