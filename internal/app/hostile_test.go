@@ -75,7 +75,7 @@ func auth(t *testing.T, k *testKBS) (cookie, nonce string) {
 
 // attestation builds a sample attestation for nonce; reportData overrides
 // the correct binding when non-nil.
-func attestation(t *testing.T, nonce string, reportData []byte) []byte {
+func sampleAttestation(t *testing.T, nonce string, reportData []byte) []byte {
 	t.Helper()
 	priv, _ := jose.GenerateTeeKey(nil, "")
 	pub, _ := jose.TeePubKeyOf(priv)
@@ -116,14 +116,14 @@ func TestHostileAttest(t *testing.T) {
 	k := startKBS(t, kbsOpts{})
 	url := k.URL + "/kbs/v0/attest"
 	t.Run("no cookie", func(t *testing.T) {
-		wantErr(t, do(t, "POST", url, attestation(t, "x", nil), nil), 401, "AttestationError", "RCAR handshake Attest failed")
+		wantErr(t, do(t, "POST", url, sampleAttestation(t, "x", nil), nil), 401, "AttestationError", "RCAR handshake Attest failed")
 	})
 	t.Run("unknown session", func(t *testing.T) {
-		wantErr(t, do(t, "POST", url, attestation(t, "x", nil), map[string]string{"Cookie": "kbs-session-id=00000000000040008000000000000000"}),
+		wantErr(t, do(t, "POST", url, sampleAttestation(t, "x", nil), map[string]string{"Cookie": "kbs-session-id=00000000000040008000000000000000"}),
 			401, "AttestationError", "RCAR handshake Attest failed")
 	})
 	t.Run("hostile cookie", func(t *testing.T) {
-		wantErr(t, do(t, "POST", url, attestation(t, "x", nil), map[string]string{"Cookie": "kbs-session-id=../../etc/passwd"}),
+		wantErr(t, do(t, "POST", url, sampleAttestation(t, "x", nil), map[string]string{"Cookie": "kbs-session-id=../../etc/passwd"}),
 			401, "AttestationError", "RCAR handshake Attest failed")
 	})
 	for _, body := range []string{`{`, `[]`, `{"runtime-data":{}}`, `{"runtime-data":{"nonce":1},"tee-evidence":{}}`} {
@@ -134,35 +134,35 @@ func TestHostileAttest(t *testing.T) {
 	}
 	t.Run("wrong nonce then retry", func(t *testing.T) {
 		cookie, nonce := auth(t, k)
-		wantErr(t, do(t, "POST", url, attestation(t, "AAAA", nil), map[string]string{"Cookie": cookie}), 401, "AttestationError", "Attest failed")
+		wantErr(t, do(t, "POST", url, sampleAttestation(t, "AAAA", nil), map[string]string{"Cookie": cookie}), 401, "AttestationError", "Attest failed")
 		// The session stays Authed: the right nonce still works.
-		if r := do(t, "POST", url, attestation(t, nonce, nil), map[string]string{"Cookie": cookie}); r.status != 200 {
+		if r := do(t, "POST", url, sampleAttestation(t, nonce, nil), map[string]string{"Cookie": cookie}); r.status != 200 {
 			t.Fatalf("retry: %d %s", r.status, r.body)
 		}
 	})
 	t.Run("report data mismatch", func(t *testing.T) {
 		cookie, nonce := auth(t, k)
-		wantErr(t, do(t, "POST", url, attestation(t, nonce, make([]byte, 48)), map[string]string{"Cookie": cookie}), 401, "AttestationError", "Attest failed")
+		wantErr(t, do(t, "POST", url, sampleAttestation(t, nonce, make([]byte, 48)), map[string]string{"Cookie": cookie}), 401, "AttestationError", "Attest failed")
 	})
 	t.Run("unsupported init-data format", func(t *testing.T) {
 		cookie, nonce := auth(t, k)
 		var m map[string]any
-		_ = json.Unmarshal(attestation(t, nonce, nil), &m)
+		_ = json.Unmarshal(sampleAttestation(t, nonce, nil), &m)
 		m["init-data"] = map[string]string{"format": "json", "body": "{}"}
 		b, _ := json.Marshal(m)
 		wantErr(t, do(t, "POST", url, b, map[string]string{"Cookie": cookie}), 401, "AttestationError", "Attest failed")
 	})
 	t.Run("replay after expiry", func(t *testing.T) {
 		cookie, nonce := auth(t, k)
-		body := attestation(t, nonce, nil)
+		body := sampleAttestation(t, nonce, nil)
 		k.Clock.Advance(6 * time.Minute)
 		defer k.Clock.Advance(-6 * time.Minute)
 		wantErr(t, do(t, "POST", url, body, map[string]string{"Cookie": cookie}), 401, "AttestationError", "Attest failed")
 	})
 	t.Run("re-attest returns the stored token", func(t *testing.T) {
 		cookie, nonce := auth(t, k)
-		first := do(t, "POST", url, attestation(t, nonce, nil), map[string]string{"Cookie": cookie})
-		second := do(t, "POST", url, attestation(t, "other", nil), map[string]string{"Cookie": cookie})
+		first := do(t, "POST", url, sampleAttestation(t, nonce, nil), map[string]string{"Cookie": cookie})
+		second := do(t, "POST", url, sampleAttestation(t, "other", nil), map[string]string{"Cookie": cookie})
 		if first.status != 200 || !bytes.Equal(first.body, second.body) {
 			t.Fatalf("re-attest: %s vs %s", first.body, second.body)
 		}

@@ -125,13 +125,24 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 	// keeps them off the storage path (local writes invalidate at once).
 	rv := rvps.New(rvStore, rvps.Options{Now: opts.Now, CacheTTL: sharedStateTTL})
 
+	settings, err := sigilSettings(cfg.Sigil, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	verifiers, err := Verifiers(VerifierOptions{
+		Config: builtin.VerifierConfig, Offline: settings.offlineCollateral, CollateralDir: settings.collateralDir,
+		HTTPClient: opts.HTTPClient, Now: opts.Now, Logger: opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
 	broker, err := newBroker(builtin.AttestationTokenBroker, opts)
 	if err != nil {
 		return nil, err
 	}
 	k.Broker = broker
 	svc, err := attestation.New(ctx, attestation.Config{
-		Verifiers:       Verifiers(),
+		Verifiers:       verifiers,
 		Policies:        asPolicies,
 		ReferenceValues: rv,
 		Broker:          broker,
@@ -165,10 +176,6 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		opts.Logger.Warn("attestation tokens are trusted by their header key: [attestation_token] insecure_header_jwk = true")
 	}
 
-	headerLimit, err := sigilSettings(cfg.Sigil, opts.Logger)
-	if err != nil {
-		return nil, err
-	}
 	plugins := map[string]kbs.Plugin{}
 	for _, p := range cfg.Plugins {
 		switch {
@@ -193,7 +200,7 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		Logger:           opts.Logger,
 		Metrics:          kbs.NewMetrics(opts.Version),
 		JWKS:             broker.JWKS(),
-		HeaderLimit:      headerLimit,
+		HeaderLimit:      settings.headerLimit,
 		PolicyCacheTTL:   sharedStateTTL,
 	})
 	if err != nil {
@@ -385,20 +392,39 @@ func (k *KBS) Serve(ctx context.Context, ready func(addrs []net.Addr)) error {
 	return err
 }
 
-// sigilSettings reads the Sigil-only [sigil] table: header_limit_kib (the
-// request-header budget, default 512). Unknown keys are warned about.
-func sigilSettings(sg config.Sigil, log *slog.Logger) (headerLimit int, err error) {
+// settings are the Sigil-only keys of the [sigil] table.
+type settings struct {
+	headerLimit       int    // header_limit_kib: request-header budget (default 512 KiB)
+	offlineCollateral bool   // offline_collateral: missing TCB collateral → tcb_status Unknown
+	collateralDir     string // collateral_dir: offline Intel/AMD collateral directory
+}
+
+// sigilSettings reads the [sigil] table; unknown keys are warned about.
+func sigilSettings(sg config.Sigil, log *slog.Logger) (settings, error) {
+	var out settings
 	for k, v := range sg.Extra {
 		switch k {
 		case "header_limit_kib":
 			n, ok := v.(int64)
 			if !ok || n < 16 || n > 16<<10 {
-				return 0, fmt.Errorf("sigil.header_limit_kib: must be an integer from 16 to 16384, got %v", v)
+				return out, fmt.Errorf("sigil.header_limit_kib: must be an integer from 16 to 16384, got %v", v)
 			}
-			headerLimit = int(n) << 10
+			out.headerLimit = int(n) << 10
+		case "offline_collateral":
+			b, ok := v.(bool)
+			if !ok {
+				return out, fmt.Errorf("sigil.offline_collateral: must be a boolean, got %v", v)
+			}
+			out.offlineCollateral = b
+		case "collateral_dir":
+			d, ok := v.(string)
+			if !ok {
+				return out, fmt.Errorf("sigil.collateral_dir: must be a string, got %v", v)
+			}
+			out.collateralDir = d
 		default:
 			log.Warn("configuration", "key", "sigil."+k, "warning", "unknown key, ignored")
 		}
 	}
-	return headerLimit, nil
+	return out, nil
 }

@@ -4,16 +4,163 @@
 package app
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/sigil-attestation/sigil/config"
 	"github.com/sigil-attestation/sigil/protocol"
 	"github.com/sigil-attestation/sigil/verifier"
+	"github.com/sigil-attestation/sigil/verifier/azvtpm"
 	"github.com/sigil-attestation/sigil/verifier/sample"
 	"github.com/sigil-attestation/sigil/verifier/sampledevice"
+	"github.com/sigil-attestation/sigil/verifier/snp"
+	"github.com/sigil-attestation/sigil/verifier/snp/kds"
+	"github.com/sigil-attestation/sigil/verifier/tdx"
+	"github.com/sigil-attestation/sigil/verifier/tdx/pcs"
+	"github.com/sigil-attestation/sigil/verifier/tpm"
 )
 
+// VerifierOptions configure the compiled-in verifiers.
+type VerifierOptions struct {
+	// Config is Trustee's verifier_config; nil means every default.
+	Config *config.VerifierConfig
+	// CollateralDir is an offline collateral directory: Intel collateral in
+	// the pcs package's layout and AMD VCEKs in the kds offline-store
+	// layout. It is consulted before (TDX: after) the network services.
+	CollateralDir string
+	// NoNetwork keeps the verifiers off vendor services entirely (only
+	// CollateralDir and the evidence itself are used).
+	NoNetwork bool
+	// Offline reports missing TCB collateral as tcb_status "Unknown" with
+	// the reason instead of failing verification (signatures, chains and
+	// bindings are still fully checked). Off by default, as in Trustee.
+	Offline    bool
+	HTTPClient *http.Client
+	// Now is the clock of certificate and collateral checks (default now).
+	Now func() time.Time
+	// CertNow, if set, is the clock for the certificates that sign vendor
+	// collateral (Intel's TCB signing chain), when replaying old evidence
+	// whose collateral outlived its signing certificate.
+	CertNow func() time.Time
+	Logger  *slog.Logger
+}
+
 // Verifiers returns the compiled-in verifiers by tee name.
-func Verifiers() map[string]verifier.Verifier {
-	return map[string]verifier.Verifier{
+func Verifiers(opts VerifierOptions) (map[string]verifier.Verifier, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	vc := opts.Config
+	if vc == nil {
+		vc = &config.VerifierConfig{}
+	}
+	out := map[string]verifier.Verifier{
 		protocol.TeeSample:       sample.New(),
 		protocol.TeeSampleDevice: sampledevice.New(),
 	}
+
+	// Intel TDX: quote verification plus TCB evaluation from PCS/PCCS.
+	pcsOpts := pcs.Options{OfflineDir: opts.CollateralDir, HTTPClient: opts.HTTPClient, Now: opts.Now, CertNow: opts.CertNow, Logger: opts.Logger}
+	if !opts.NoNetwork {
+		pcsOpts.BaseURL = pcs.DefaultBaseURL
+	}
+	if d := vc.DCAP; d != nil {
+		if d.CollateralService != "" && !opts.NoNetwork {
+			pcsOpts.BaseURL = d.CollateralService
+		}
+		pcsOpts.TCBUpdateType = d.TCBUpdateType
+	}
+	var tcb pcs.Evaluator
+	if pcsOpts.BaseURL != "" || pcsOpts.OfflineDir != "" {
+		c, err := pcs.New(pcsOpts)
+		if err != nil {
+			return nil, fmt.Errorf("verifier_config.dcap_verifier: %w", err)
+		}
+		tcb = c
+	}
+	tdxV, err := tdx.New(tdx.Options{Now: opts.Now, TCB: tcb, Offline: opts.Offline, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("tdx verifier: %w", err)
+	}
+	out[protocol.TeeTdx] = tdxV
+
+	// AMD SEV-SNP: VCEK from the evidence, KDS or an offline store.
+	var sources []kds.Source
+	if opts.CollateralDir != "" {
+		sources = append(sources, kds.NewOfflineStore(opts.CollateralDir))
+	}
+	vcekSources := []config.VCEKSource{{Type: "KDS", BaseURL: kds.DefaultBaseURL}}
+	if vc.SNP != nil && len(vc.SNP.VCEKSources) > 0 {
+		vcekSources = vc.SNP.VCEKSources
+	}
+	for i, s := range vcekSources {
+		switch s.Type {
+		case "KDS":
+			if opts.NoNetwork {
+				continue
+			}
+			c, err := kds.New(kds.Options{BaseURL: s.BaseURL, HTTPClient: opts.HTTPClient, Now: opts.Now, Logger: opts.Logger})
+			if err != nil {
+				return nil, fmt.Errorf("verifier_config.snp_verifier.vcek_sources[%d]: %w", i, err)
+			}
+			sources = append(sources, c)
+		case "OfflineStore":
+			sources = append(sources, kds.NewOfflineStore(s.Path))
+		default:
+			return nil, fmt.Errorf("verifier_config.snp_verifier.vcek_sources[%d]: unknown type %q (KDS or OfflineStore)", i, s.Type)
+		}
+	}
+	snpV, err := snp.New(snp.Options{Now: opts.Now, VCEKSources: sources, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("snp verifier: %w", err)
+	}
+	out[protocol.TeeSnp] = snpV
+
+	// Azure confidential VMs: vTPM quote + HCL report + hardware report.
+	azSNP, err := azvtpm.NewSNP(azvtpm.SNPOptions{SNP: azvtpm.SNPFromVerifier(snpV), Now: opts.Now, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("az-snp-vtpm verifier: %w", err)
+	}
+	out[protocol.TeeAzSnpVtpm] = azSNP
+	azTDX, err := azvtpm.NewTDX(azvtpm.TDXOptions{TDX: azvtpm.TDXFromVerifier(tdxV), Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("az-tdx-vtpm verifier: %w", err)
+	}
+	out[protocol.TeeAzTdxVtpm] = azTDX
+
+	// Generic TPM: AKs trusted from a directory.
+	tpmOpts := tpm.Options{TrustedAKDir: tpm.DefaultTrustedAKDir, Logger: opts.Logger}
+	if t := vc.TPM; t != nil {
+		if t.TrustedAKKeysDir != "" {
+			tpmOpts.TrustedAKDir = t.TrustedAKKeysDir
+		}
+		tpmOpts.MaxTrustedAKs = int(t.MaxTrustedAKKeys)
+	}
+	if _, statErr := os.Stat(tpmOpts.TrustedAKDir); statErr != nil {
+		// No trusted AKs: every tpm attestation fails, with this reason.
+		opts.Logger.Info("tpm verifier has no trusted AK directory; tpm evidence will be rejected", "dir", tpmOpts.TrustedAKDir)
+		out[protocol.TeeTpm] = unavailable{fmt.Errorf("tpm verifier: trusted AK directory %s: %w", tpmOpts.TrustedAKDir, statErr)}
+	} else {
+		tpmV, err := tpm.New(tpmOpts)
+		if err != nil {
+			return nil, fmt.Errorf("verifier_config.tpm_verifier: %w", err)
+		}
+		out[protocol.TeeTpm] = tpmV
+	}
+	return out, nil
+}
+
+// unavailable is a verifier that could not be configured; it rejects all
+// evidence with the configuration error, so the cause reaches the log.
+type unavailable struct{ err error }
+
+func (u unavailable) Verify(context.Context, []byte, verifier.Expected) ([]verifier.Result, error) {
+	return nil, u.err
 }

@@ -200,35 +200,35 @@ type Signature struct {
 // fields are not kept). Fields added by later report versions are zero in
 // earlier ones: CPUID_* need version 3, the mitigation vectors version 5.
 type Report struct {
-	Version         uint32
-	GuestSVN        uint32
-	Policy          GuestPolicy
-	FamilyID        [16]byte
-	ImageID         [16]byte
-	VMPL            uint32
-	SignatureAlgo   uint32
-	CurrentTCB      TCBVersion
-	PlatformInfo    PlatformInfo
-	KeyInfo         uint32 // AUTHOR_KEY_EN bit 0, MASK_CHIP_KEY bit 1, SIGNING_KEY bits 4:2
-	ReportData      [64]byte
-	Measurement     [48]byte
-	HostData        [32]byte
-	IDKeyDigest     [48]byte
-	AuthorKeyDigest [48]byte
-	ReportID        [32]byte
-	ReportIDMA      [32]byte
-	ReportedTCB     TCBVersion
-	CPUIDFamilyID   uint8 // version 3 and later
-	CPUIDModelID    uint8 // version 3 and later
-	CPUIDStepping   uint8 // version 3 and later
-	ChipID          [64]byte
-	CommittedTCB    TCBVersion
-	Current         FirmwareVersion
-	Committed       FirmwareVersion
-	LaunchTCB       TCBVersion
-	LaunchMitVector uint64 // version 5 and later
-	CurrentMitVect  uint64 // version 5 and later
-	Signature       Signature
+	Version          uint32
+	GuestSVN         uint32
+	Policy           GuestPolicy
+	FamilyID         [16]byte
+	ImageID          [16]byte
+	VMPL             uint32
+	SignatureAlgo    uint32
+	CurrentTCB       TCBVersion
+	PlatformInfo     PlatformInfo
+	KeyInfo          uint32 // AUTHOR_KEY_EN bit 0, MASK_CHIP_KEY bit 1, SIGNING_KEY bits 4:2
+	ReportData       [64]byte
+	Measurement      [48]byte
+	HostData         [32]byte
+	IDKeyDigest      [48]byte
+	AuthorKeyDigest  [48]byte
+	ReportID         [32]byte
+	ReportIDMA       [32]byte
+	ReportedTCB      TCBVersion
+	CPUIDFamilyID    uint8 // version 3 and later
+	CPUIDModelID     uint8 // version 3 and later
+	CPUIDStepping    uint8 // version 3 and later
+	ChipID           [64]byte
+	CommittedTCB     TCBVersion
+	Current          FirmwareVersion
+	Committed        FirmwareVersion
+	LaunchTCB        TCBVersion
+	LaunchMitVector  uint64 // version 5 and later
+	CurrentMitVector uint64 // version 5 and later
+	Signature        Signature
 
 	raw [ReportSize]byte
 }
@@ -314,7 +314,7 @@ func ParseReport(raw []byte) (*Report, error) {
 	r.Committed = FirmwareVersion{Major: b[offCommittedMajor], Minor: b[offCommittedMinor], Build: b[offCommittedBuild]}
 	if r.Version >= 5 {
 		r.LaunchMitVector = le.Uint64(b[offLaunchMitVector:])
-		r.CurrentMitVect = le.Uint64(b[offCurrentMitVector:])
+		r.CurrentMitVector = le.Uint64(b[offCurrentMitVector:])
 	}
 	copy(r.Signature.R[:], b[offSignatureR:])
 	copy(r.Signature.S[:], b[offSignatureS:])

@@ -51,8 +51,8 @@ type oidEntry struct {
 	Value asn1.RawValue
 }
 
-// sgxArc returns the last arc of id when id is OIDSGXExtensions.prefix…
-// with exactly extra more arcs, or -1.
+// sgxArcs returns the arcs of id after the OIDSGXExtensions prefix, or nil
+// when id is not below it.
 func sgxArcs(id asn1.ObjectIdentifier) []int {
 	if len(id) <= len(OIDSGXExtensions) || !id[:len(OIDSGXExtensions)].Equal(OIDSGXExtensions) {
 		return nil
@@ -143,6 +143,11 @@ func ParsePCKExtensions(cert *x509.Certificate) (*PCKExtensions, error) {
 	if der == nil {
 		return nil, fmt.Errorf("%w: certificate has no SGX extension", ErrPCKExtension)
 	}
+	return parseSGXExtension(der)
+}
+
+// parseSGXExtension decodes the DER value of the SGX extension.
+func parseSGXExtension(der []byte) (*PCKExtensions, error) {
 	entries, err := parseEntries(der, "SGX extension")
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package tdx
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 )
 
@@ -316,14 +315,4 @@ func parseSignatureData(b []byte, q *Quote) error {
 	}
 	parseEnclaveReport(q.QEReportRaw[:], &q.QEReport)
 	return nil
-}
-
-// errorsIsAny reports whether err matches any of targets.
-func errorsIsAny(err error, targets ...error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
 }

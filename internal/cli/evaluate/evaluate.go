@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -44,7 +45,13 @@ Flags:
   --init-data FILE             init-data TOML
   --policy FILE                Rego policy used for the primary evidence's class (default: built-in default_<class>)
   --reference-values FILE      JSON object name → value, or an RVPS register message
-  --now RFC3339                evaluation time (default: now)
+  --now RFC3339                evaluation time for certificates and collateral (default: now)
+  --cert-now RFC3339           clock for the certificates that sign collateral (default --now)
+  --collateral-dir DIR         offline collateral: Intel PCS documents (verifier/tdx/pcs layout)
+                               and AMD VCEKs (verifier/snp/kds offline-store layout)
+  --no-network                 use only --collateral-dir and the evidence, never vendor services
+  --offline                    missing TCB collateral gives tcb_status "Unknown" (with the reason)
+                               instead of failing; signatures, chains and bindings are still checked
   --token                      also print the EAR token that would be issued
 
 Exit status: 0 when the evidence verified (whatever the policy concluded),
@@ -66,6 +73,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	rvFile := fs.String("reference-values", "", "")
 	nowStr := fs.String("now", "", "")
 	showToken := fs.Bool("token", false, "")
+	collateralDir := fs.String("collateral-dir", "", "")
+	certNowStr := fs.String("cert-now", "", "")
+	noNetwork := fs.Bool("no-network", false, "")
+	offline := fs.Bool("offline", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, help)
@@ -85,7 +96,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	opts := options{
 		tee: *tee, evidence: *evidence, additional: *additional, rdRaw: *rdRaw, rdJSON: *rdJSON,
 		hashAlg: *hashAlg, initData: *initData, policy: *policyFile, referenceValues: *rvFile,
-		now: *nowStr, token: *showToken,
+		now: *nowStr, token: *showToken, collateralDir: *collateralDir, certNow: *certNowStr, noNetwork: *noNetwork, offline: *offline,
 	}
 	out, err := evaluate(ctx, opts)
 	if err != nil {
@@ -110,7 +121,8 @@ type usageError struct{ error }
 
 type options struct {
 	tee, evidence, additional, rdRaw, rdJSON, hashAlg, initData, policy, referenceValues, now string
-	token                                                                                     bool
+	collateralDir, certNow                                                                    string
+	token, noNetwork, offline                                                                 bool
 }
 
 // Output is what `sigil evaluate` prints.
@@ -134,6 +146,14 @@ func evaluate(ctx context.Context, o options) (*Output, error) {
 			return nil, usageError{fmt.Errorf("--now: %w", err)}
 		}
 		now = func() time.Time { return t }
+	}
+	var certNow func() time.Time
+	if o.certNow != "" {
+		t, err := time.Parse(time.RFC3339, o.certNow)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--cert-now: %w", err)}
+		}
+		certNow = func() time.Time { return t }
 	}
 	ev, err := readFile(o.evidence)
 	if err != nil {
@@ -195,7 +215,13 @@ func evaluate(ctx context.Context, o options) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	verifiers := app.Verifiers()
+	verifiers, err := app.Verifiers(app.VerifierOptions{
+		CollateralDir: o.collateralDir, NoNetwork: o.noNetwork, Offline: o.offline, Now: now, CertNow: certNow,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second},
+	})
+	if err != nil {
+		return nil, err
+	}
 	svc, err := attestation.New(ctx, attestation.Config{
 		Verifiers: verifiers, Policies: policies, ReferenceValues: rv, Broker: broker, VerboseToken: true,
 	})
