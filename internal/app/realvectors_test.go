@@ -243,4 +243,3 @@ func TestDefaultPolicyOnRealVectors(t *testing.T) {
 		})
 	}
 }
-
