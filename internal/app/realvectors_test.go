@@ -79,6 +79,8 @@ func TestDefaultPolicyOnRealVectors(t *testing.T) {
 	copyFile(t, "verifier/tdx/pcs/testdata/tcbInfo.json", filepath.Join(collateral, "tcbinfo-00A06D080000.json"))
 	copyFile(t, "verifier/tdx/pcs/testdata/enclaveIdentity.json", filepath.Join(collateral, "qe-identity.json"))
 	copyFile(t, "verifier/tdx/pcs/testdata/tcb_signing_chain.pem", filepath.Join(collateral, "tcb-signing-chain.pem"))
+	copyFile(t, "verifier/tdx/pcs/testdata/pckcrl_platform.der", filepath.Join(collateral, "pckcrl-platform.der"))
+	copyFile(t, "verifier/tdx/pcs/testdata/rootcrl.der", filepath.Join(collateral, "rootcacrl.der"))
 
 	// The generic TPM's AK, trusted through the AK directory.
 	var tpmEv struct {
@@ -145,6 +147,7 @@ func TestDefaultPolicyOnRealVectors(t *testing.T) {
 		rv        func(input map[string]any) map[string]any
 		want      map[string]int
 		status    ear.Status
+		tcbStatus string // checked for TDX-based evidence
 	}{
 		{
 			// OutOfDate platform TCB → no hardware trust; RTMRs match without a kernel in a log → 4.
@@ -154,6 +157,7 @@ func TestDefaultPolicyOnRealVectors(t *testing.T) {
 				return in("rtmr_1", b["rtmr_1"], "rtmr_2", b["rtmr_2"], "mr_td", b["mr_td"], "xfam", b["xfam"])
 			},
 			want: map[string]int{"executables": 4, "hardware": 97, "configuration": 2}, status: ear.StatusContraindicated,
+			tcbStatus: "OutOfDate",
 		},
 		{
 			name: "snp genoa", tee: "snp", evidence: snpRaw, rd: snpEv.Report.ReportData[:],
@@ -187,6 +191,7 @@ func TestDefaultPolicyOnRealVectors(t *testing.T) {
 				return in("tdx_pcr11", path(c, "tpm", "pcr11"), "mr_td", path(c, "quote", "body", "mr_td"), "xfam", path(c, "quote", "body", "xfam"))
 			},
 			want: map[string]int{"executables": 3, "hardware": 97, "configuration": 2}, status: ear.StatusContraindicated,
+			tcbStatus: "Unknown",
 		},
 		{
 			name: "tpm", tee: "tpm", evidence: tpmRaw, rd: att.ExtraData[:48],
@@ -229,6 +234,13 @@ func TestDefaultPolicyOnRealVectors(t *testing.T) {
 				if got, ok := a.TrustVector.Get(claim); !ok || int(got) != want {
 					expl, _ := json.Marshal(a.Explanation)
 					t.Errorf("%s = %d, want %d (explanation %s)", claim, got, want, expl)
+				}
+			}
+			if c.tcbStatus != "" {
+				claims, _ := a.Input[c.tee].(map[string]any)
+				if c.tee == "tdx" && claims["tcb_status"] != c.tcbStatus ||
+					c.tee == "az-tdx-vtpm" && claims["tcb_status"] != c.tcbStatus {
+					t.Errorf("tcb_status %v, want %s", claims["tcb_status"], c.tcbStatus)
 				}
 			}
 			if a.Status != c.status {
