@@ -20,6 +20,15 @@ go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkEncrypt' ./internal
 go test -run '^$' -count 1 -bench 'BenchmarkSessionHeap' -benchtime 1x ./kbs
 go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkFlow' -benchtime 3s ./internal/app
 
+echo "== verifiers (cached intermediates and collateral)"
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkVerifyQuote|BenchmarkVerifyWithPCS' ./verifier/tdx
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkEvaluateCached' ./verifier/tdx/pcs
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkVerify$|BenchmarkVerifyReport$' ./verifier/snp
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkVerifySNP|BenchmarkVerifyTDXvTPMPart' ./verifier/azvtpm
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkVerify' ./verifier/tpm
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkParseReplayGrub' ./eventlog
+go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkVerifyHopper|BenchmarkVerify8Devices' ./verifier/nvidia
+
 echo "== load test (separate server process, zero-config HTTPS, info logging)"
 tmp=$(mktemp -d)
 go build -o "$tmp/sigil" ./cmd/sigil
