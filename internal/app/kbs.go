@@ -131,6 +131,7 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 	}
 	verifiers, err := Verifiers(VerifierOptions{
 		Config: builtin.VerifierConfig, Offline: settings.offlineCollateral, CollateralDir: settings.collateralDir,
+		NVIDIA:     settings.nvidia,
 		HTTPClient: opts.HTTPClient, Now: opts.Now, Logger: opts.Logger,
 	})
 	if err != nil {
@@ -396,7 +397,8 @@ func (k *KBS) Serve(ctx context.Context, ready func(addrs []net.Addr)) error {
 type settings struct {
 	headerLimit       int    // header_limit_kib: request-header budget (default 512 KiB)
 	offlineCollateral bool   // offline_collateral: missing TCB collateral → tcb_status Unknown
-	collateralDir     string // collateral_dir: offline Intel/AMD collateral directory
+	collateralDir     string // collateral_dir: offline Intel/AMD/NVIDIA collateral directory
+	nvidia            NVIDIAOptions
 }
 
 // sigilSettings reads the [sigil] table; unknown keys are warned about.
@@ -416,12 +418,30 @@ func sigilSettings(sg config.Sigil, log *slog.Logger) (settings, error) {
 				return out, fmt.Errorf("sigil.offline_collateral: must be a boolean, got %v", v)
 			}
 			out.offlineCollateral = b
-		case "collateral_dir":
-			d, ok := v.(string)
+		case "collateral_dir", "nvidia_rim_url", "nvidia_ocsp_url", "nvidia_device_roots", "nvidia_rim_roots":
+			str, ok := v.(string)
 			if !ok {
-				return out, fmt.Errorf("sigil.collateral_dir: must be a string, got %v", v)
+				return out, fmt.Errorf("sigil.%s: must be a string, got %v", k, v)
 			}
-			out.collateralDir = d
+			switch k {
+			case "collateral_dir":
+				out.collateralDir = str
+			case "nvidia_rim_url":
+				out.nvidia.RIMURL = str
+			case "nvidia_ocsp_url":
+				out.nvidia.OCSPURL = str
+			case "nvidia_device_roots", "nvidia_rim_roots":
+				certs, err := readCertChain(str)
+				if err != nil {
+					return out, fmt.Errorf("sigil.%s: %w", k, err)
+				}
+				if k == "nvidia_device_roots" {
+					out.nvidia.DeviceRoots = certs
+				} else {
+					out.nvidia.RIMRoots = certs
+				}
+				log.Warn("NVIDIA roots replaced by configuration", "key", "sigil."+k, "file", str)
+			}
 		default:
 			log.Warn("configuration", "key", "sigil."+k, "warning", "unknown key, ignored")
 		}

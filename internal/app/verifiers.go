@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,9 @@ import (
 	"github.com/sigil-attestation/sigil/protocol"
 	"github.com/sigil-attestation/sigil/verifier"
 	"github.com/sigil-attestation/sigil/verifier/azvtpm"
+	"github.com/sigil-attestation/sigil/verifier/nvidia"
+	"github.com/sigil-attestation/sigil/verifier/nvidia/ocsp"
+	"github.com/sigil-attestation/sigil/verifier/nvidia/rim"
 	"github.com/sigil-attestation/sigil/verifier/sample"
 	"github.com/sigil-attestation/sigil/verifier/sampledevice"
 	"github.com/sigil-attestation/sigil/verifier/snp"
@@ -46,7 +50,18 @@ type VerifierOptions struct {
 	// collateral (Intel's TCB signing chain), when replaying old evidence
 	// whose collateral outlived its signing certificate.
 	CertNow func() time.Time
-	Logger  *slog.Logger
+	// NVIDIA holds the Sigil-only NVIDIA settings ([sigil] nvidia_*).
+	NVIDIA NVIDIAOptions
+	Logger *slog.Logger
+}
+
+// NVIDIAOptions are Sigil's NVIDIA settings beyond Trustee's
+// verifier_config.nvidia_verifier.
+type NVIDIAOptions struct {
+	RIMURL, OCSPURL string // vendor services (defaults: NVIDIA's)
+	// DeviceRoots / RIMRoots replace the pinned NVIDIA roots (emulated
+	// devices, test hierarchies). Empty means NVIDIA's.
+	DeviceRoots, RIMRoots []*x509.Certificate
 }
 
 // Verifiers returns the compiled-in verifiers by tee name.
@@ -154,7 +169,65 @@ func Verifiers(opts VerifierOptions) (map[string]verifier.Verifier, error) {
 		}
 		out[protocol.TeeTpm] = tpmV
 	}
+	nv, err := nvidiaVerifier(vc.NVIDIA, opts)
+	if err != nil {
+		return nil, err
+	}
+	out[protocol.TeeNvidia] = nv
 	return out, nil
+}
+
+// nvidiaVerifier builds the NVIDIA GPU/NVSwitch verifier. Local mode
+// verifies SPDM evidence, the device chain and FWID, appraises measurements
+// against NVIDIA's RIMs and checks revocation over OCSP.
+func nvidiaVerifier(c *config.NVIDIAVerifier, opts VerifierOptions) (verifier.Verifier, error) {
+	if c != nil && c.Type != "" && c.Type != "Local" {
+		return unavailable{fmt.Errorf("verifier_config.nvidia_verifier.type %q is not available in this build of Sigil (Local)", c.Type)}, nil
+	}
+	rimClient, err := rim.NewClient(rim.ClientOptions{
+		BaseURL: opts.NVIDIA.RIMURL, HTTPClient: opts.HTTPClient, OfflineDir: opts.CollateralDir,
+		DisableService: opts.NoNetwork, Now: opts.Now, Logger: opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nvidia RIM service: %w", err)
+	}
+	rimVerifier, err := rim.NewVerifier(rim.VerifierOptions{Roots: opts.NVIDIA.RIMRoots})
+	if err != nil {
+		return nil, fmt.Errorf("nvidia RIM roots: %w", err)
+	}
+	var rimRevocation, deviceRevocation nvidia.RevocationChecker
+	if !opts.NoNetwork {
+		checker, err := ocsp.New(ocsp.Options{
+			ResponderURL: opts.NVIDIA.OCSPURL, HTTPClient: opts.HTTPClient, Now: opts.Now,
+			Lenient: opts.Offline, Logger: opts.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("nvidia OCSP: %w", err)
+		}
+		rimRevocation = checker
+		// NVIDIA's responder does not serve the per-boot device leaf: the
+		// device chain is checked from its issuer up (nvidia.md §1.7).
+		deviceRevocation = skipLeaf{checker}
+	}
+	appraiser, err := nvidia.NewRIMAppraiser(nvidia.RIMAppraiserOptions{
+		Fetcher: rimClient, Verifier: rimVerifier, Revocation: rimRevocation, Now: opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return nvidia.New(nvidia.Options{
+		Now: opts.Now, Roots: opts.NVIDIA.DeviceRoots, Appraiser: appraiser, Revocation: deviceRevocation, Logger: opts.Logger,
+	})
+}
+
+// skipLeaf checks a chain's revocation without its leaf.
+type skipLeaf struct{ c nvidia.RevocationChecker }
+
+func (s skipLeaf) CheckChain(ctx context.Context, chain []*x509.Certificate) (string, string, error) {
+	if len(chain) < 2 {
+		return s.c.CheckChain(ctx, chain)
+	}
+	return s.c.CheckChain(ctx, chain[1:])
 }
 
 // unavailable is a verifier that could not be configured; it rejects all
