@@ -288,7 +288,7 @@ func (s *Service) Evaluate(ctx context.Context, req *Request) (*Result, error) {
 				Status:            status,
 				TrustVector:       out.TrustVector,
 				PolicyID:          policyID,
-				AnnotatedEvidence: input,
+				AnnotatedEvidence: s.tokenEvidence(input, u.tee, r.RawClaims),
 				Extensions:        exts,
 			}
 			appraisals = append(appraisals, Appraisal{
@@ -409,6 +409,28 @@ func (s *Service) transformClaims(u unit, claims map[string]any, doc *initdata.D
 	}
 	input[u.tee] = rest
 	return input
+}
+
+// tokenEvidence is the annotated evidence put in the token: the policy
+// input without the claims that echo raw evidence, unless verbose_token.
+func (s *Service) tokenEvidence(input map[string]any, tee string, raw []string) map[string]any {
+	claims, ok := input[tee].(map[string]any)
+	if s.cfg.VerboseToken || len(raw) == 0 || !ok {
+		return input
+	}
+	out := make(map[string]any, len(input))
+	for k, v := range input {
+		out[k] = v
+	}
+	trimmed := make(map[string]any, len(claims))
+	for k, v := range claims {
+		trimmed[k] = v
+	}
+	for _, k := range raw {
+		delete(trimmed, k)
+	}
+	out[tee] = trimmed
+	return out
 }
 
 func newHash(name string) (func() hash.Hash, error) {

@@ -285,6 +285,10 @@ type TokenBroker struct {
 	BuildName    string
 	ProfileName  string
 	Signer       *Signer // nil: ephemeral P-256 key, no x5c
+	// VerboseToken embeds raw evidence in tokens (the additional-evidence
+	// string, device measurement lists). Sigil's default is false, unlike
+	// Trustee's: multi-device tokens otherwise overflow HTTP header limits
+	// as Bearer tokens (docs/compatibility.md).
 	VerboseToken bool
 }
 
@@ -521,6 +525,6 @@ func DefaultTokenBroker() TokenBroker {
 		IssuerName:    DefaultIssuerName,
 		DeveloperName: DefaultDeveloperName,
 		ProfileName:   DefaultProfileName,
-		VerboseToken:  true,
+		VerboseToken:  false,
 	}
 }

@@ -449,7 +449,7 @@ insecure_header_jwk = true
 		{"rvps", d.AttestationService.Builtin.RVPS, config.RVPS{Type: config.RVPSBuiltIn}},
 		{"broker", d.AttestationService.Builtin.AttestationTokenBroker, config.TokenBroker{
 			DurationMin: 5, IssuerName: "CoCo-Attestation-Service", DeveloperName: "https://confidentialcontainers.org",
-			ProfileName: "tag:github.com,2024:confidential-containers/Trustee", VerboseToken: true,
+			ProfileName: "tag:github.com,2024:confidential-containers/Trustee", VerboseToken: false,
 		}},
 		{"verifier_config", d.AttestationService.Builtin.VerifierConfig, (*config.VerifierConfig)(nil)},
 		{"storage", d.StorageBackend, config.StorageBackend{StorageType: config.StorageMemory}},

@@ -26,6 +26,11 @@ type Expected struct {
 type Result struct {
 	Class  string
 	Claims map[string]any
+	// RawClaims names top-level claims that echo raw evidence (e.g. a
+	// device's full measurement list). The appraisal policy sees them; the
+	// token carries them only with verbose_token, keeping multi-device
+	// tokens small enough for an HTTP header.
+	RawClaims []string
 }
 
 // Verifier verifies evidence of one TEE type.

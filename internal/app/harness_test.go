@@ -48,10 +48,11 @@ type testKBS struct {
 }
 
 type kbsOpts struct {
-	adminMode string // "" → AuthenticatedAuthorization
-	acl       string // "" → ^/kbs/.+$ for role tester
-	extraTOML string
-	topTOML   string // top-level keys, before any table
+	adminMode  string // "" → AuthenticatedAuthorization
+	acl        string // "" → ^/kbs/.+$ for role tester
+	extraTOML  string
+	topTOML    string // top-level keys, before any table
+	brokerTOML string // extra keys of [attestation_service.attestation_token_broker]
 }
 
 func startKBS(t testing.TB, o kbsOpts) *testKBS {
@@ -96,6 +97,7 @@ type = "coco_as_builtin"
 timeout = 5
 [attestation_service.attestation_token_broker]
 duration_min = 5
+%s
 [attestation_service.rvps_config]
 type = "BuiltIn"
 
@@ -107,7 +109,7 @@ dir_path = %q
 
 [[plugins]]
 name = "resource"
-%s`, adminTOML, filepath.Join(dir, "storage"), o.extraTOML)
+%s`, o.brokerTOML, adminTOML, filepath.Join(dir, "storage"), o.extraTOML)
 	cfg, _, err := config.Parse([]byte(cfgText), "toml", func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("config: %v", err)

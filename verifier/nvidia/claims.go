@@ -102,6 +102,7 @@ func (s *deviceState) claims() map[string]any {
 	}
 	if parsed {
 		s.pdiClaims(c)
+		s.protectedPCIeClaim(c)
 	}
 
 	// Device chain.

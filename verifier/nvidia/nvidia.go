@@ -175,7 +175,10 @@ func ParseNVATEvidence(data []byte) (*Evidence, error) {
 
 // Verify implements verifier.Verifier. exp.ReportData, regularised to 32
 // bytes, must equal every device's SPDM nonce (nil: not checked);
-// exp.InitDataDigest is ignored, as in Trustee.
+// exp.InitDataDigest is ignored, as in Trustee. When the devices form a
+// PPCIe set, one more result of class ClassPPCIe describes the topology
+// (ValidatePPCIe); a failed topology is an error only with
+// FailOnInvalidDevice.
 func (v *Verifier) Verify(ctx context.Context, evidence []byte, exp verifier.Expected) ([]verifier.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -212,6 +215,14 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, exp verifier.Exp
 			return nil, errors.Join(all...)
 		}
 	}
+	// A PPCIe device set gets one more result describing its topology.
+	pp, err := ValidatePPCIe(results)
+	if err != nil && v.strict {
+		return nil, err
+	}
+	if pp != nil {
+		results = append(results, *pp)
+	}
 	return results, nil
 }
 
@@ -232,7 +243,9 @@ func (v *Verifier) VerifyDevice(ctx context.Context, d DeviceEvidence, exp verif
 	if st.genuine() {
 		v.appraise(ctx, st)
 	}
-	res := verifier.Result{Class: arch.Class(), Claims: st.claims()}
+	// The measurement list echoes the raw report; tokens carry it only
+	// with verbose_token.
+	res := verifier.Result{Class: arch.Class(), Claims: st.claims(), RawClaims: []string{"measurements"}}
 	if err := st.err(); err != nil {
 		v.log.DebugContext(ctx, "nvidia device evidence not genuine", "uuid", uuid, "arch", string(arch), "error", err)
 		return res, err

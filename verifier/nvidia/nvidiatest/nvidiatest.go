@@ -86,7 +86,9 @@ type Device struct {
 	Arch    string
 	FWID    []byte
 	ICA     *x509.Certificate
+	ICAKey  *ecdsa.PrivateKey // signs OCSP answers for the BROM in tests
 	BROM    *x509.Certificate
+	BROMKey *ecdsa.PrivateKey
 	Leaf    *x509.Certificate
 	LeafKey *ecdsa.PrivateKey
 	// Chain is leaf, BROM, ICA, Identity, root.
@@ -156,6 +158,7 @@ func (h *Hierarchy) NewDevice(arch string, o DeviceOptions) (*Device, error) {
 	if d.Leaf, err = issue(leaf, d.BROM, &d.LeafKey.PublicKey, bromKey); err != nil {
 		return nil, err
 	}
+	d.ICAKey, d.BROMKey = icaKey, bromKey
 	d.Chain = []*x509.Certificate{d.Leaf, d.BROM, d.ICA, h.Identity, h.Root}
 	return d, nil
 }

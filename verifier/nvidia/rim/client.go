@@ -164,7 +164,8 @@ func (c *Client) Stats() CacheStats {
 
 // Fetch returns the RIM with the given id from the cache, the offline
 // directory or the service, in that order. Errors wrap ErrInvalidID,
-// ErrNotFound or ErrService.
+// ErrNotFound or ErrService. The returned Document may be shared with the
+// cache and must not be modified.
 func (c *Client) Fetch(ctx context.Context, id string) (*Document, error) {
 	if err := validID(id); err != nil {
 		return nil, err

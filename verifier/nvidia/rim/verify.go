@@ -151,16 +151,21 @@ func (v *Verifier) VerifyChain(certs []*x509.Certificate, now time.Time) ([]*x50
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err != nil {
-		// Report an expiry when the only problem is time: the same chain
-		// would verify at some instant.
-		for _, c := range certs {
-			if now.Before(c.NotBefore) || now.After(c.NotAfter) {
-				if bytes.Equal(c.RawSubject, c.RawIssuer) && !v.pinned[sha256.Sum256(c.Raw)] {
-					continue
+		// Report an expiry only when time is the sole problem: the same
+		// chain verifies at an instant inside every embedded certificate's
+		// validity window.
+		if at, ok := commonValidity(certs, now); ok {
+			if _, err2 := certs[0].Verify(x509.VerifyOptions{
+				Roots: v.roots, Intermediates: inter, CurrentTime: at,
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+			}); err2 == nil {
+				for _, c := range certs {
+					if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+						return nil, fmt.Errorf("%w: %q valid %s to %s, checked at %s", ErrCertExpired,
+							c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339),
+							now.UTC().Format(time.RFC3339))
+					}
 				}
-				return nil, fmt.Errorf("%w: %q valid %s to %s, checked at %s: %v", ErrCertExpired,
-					c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339),
-					now.UTC().Format(time.RFC3339), err)
 			}
 		}
 		return nil, fmt.Errorf("%w: %v", ErrCertChain, err)
@@ -171,6 +176,28 @@ func (v *Verifier) VerifyChain(certs []*x509.Certificate, now time.Time) ([]*x50
 		}
 	}
 	return nil, fmt.Errorf("%w: chain does not end at a pinned root", ErrCertChain)
+}
+
+// commonValidity returns an instant inside every certificate's validity
+// period, if one exists and some certificate is outside its period at now.
+func commonValidity(certs []*x509.Certificate, now time.Time) (time.Time, bool) {
+	var from, to time.Time
+	outside := false
+	for i, c := range certs {
+		if i == 0 || c.NotBefore.After(from) {
+			from = c.NotBefore
+		}
+		if i == 0 || c.NotAfter.Before(to) {
+			to = c.NotAfter
+		}
+		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+			outside = true
+		}
+	}
+	if !outside || from.After(to) {
+		return time.Time{}, false
+	}
+	return from, true
 }
 
 // signature holds the parsed ds:Signature element.

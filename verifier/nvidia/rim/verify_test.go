@@ -100,6 +100,8 @@ func TestVerifyRealNegatives(t *testing.T) {
 	}{
 		{"corrupted SignatureValue", v, "incorrect_signature_driver_rim.xml", day(2025, 6, 1), ErrInvalidSignature},
 		{"debug hierarchy", v, "incorrect_cert_chain_driver_rim.xml", day(2026, 1, 1), ErrCertChain},
+		{"debug hierarchy, leaf expired too", v, "incorrect_cert_chain_driver_rim.xml", day(2028, 1, 1), ErrCertChain},
+		{"incorrect root, signer expired too", wrongRoot, "NV_GPU_DRIVER_GH100_550.144.03.xml", day(2027, 6, 1), ErrCertChain},
 		{"incorrect root", wrongRoot, "NV_GPU_DRIVER_GH100_550.144.03.xml", day(2025, 6, 1), ErrCertChain},
 		{"expired signer", v, "1010_0200_882_960074001A_PROD.swidtag", day(2026, 1, 1), ErrCertExpired},
 		{"expired PROD VBIOS", v, "1010_0200_882_96005E0001_PROD.swidtag", day(2025, 7, 1), ErrCertExpired},

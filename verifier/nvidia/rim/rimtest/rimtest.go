@@ -39,6 +39,9 @@ type PKI struct {
 	RootKey   *ecdsa.PrivateKey
 	Chain     []*x509.Certificate // signer, L3, CA, root (as NVIDIA embeds it)
 	SignerKey *ecdsa.PrivateKey
+	// Keys holds the private key of each Chain certificate (same order),
+	// e.g. for a fake OCSP responder answering for their children.
+	Keys []*ecdsa.PrivateKey
 }
 
 func newKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P384(), rand.Reader) }
@@ -74,6 +77,7 @@ func NewPKI(opts PKIOptions) (*PKI, error) {
 	}
 	var (
 		certs     []*x509.Certificate
+		keys      []*ecdsa.PrivateKey
 		parent    *x509.Certificate
 		parentKey *ecdsa.PrivateKey
 	)
@@ -112,6 +116,7 @@ func NewPKI(opts PKIOptions) (*PKI, error) {
 			return nil, err
 		}
 		certs = append(certs, cert)
+		keys = append(keys, key)
 		parent, parentKey = cert, key
 		if p.RootKey == nil {
 			p.Root, p.RootKey = cert, key
@@ -120,6 +125,7 @@ func NewPKI(opts PKIOptions) (*PKI, error) {
 	p.SignerKey = parentKey
 	for i := len(certs) - 1; i >= 0; i-- {
 		p.Chain = append(p.Chain, certs[i])
+		p.Keys = append(p.Keys, keys[i])
 	}
 	return p, nil
 }

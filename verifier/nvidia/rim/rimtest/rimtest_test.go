@@ -1,8 +1,10 @@
 package rimtest
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -63,5 +65,44 @@ func TestSignedRIMVerifies(t *testing.T) {
 	}
 	if _, _, err := v.Verify(forged, at); !errors.Is(err, rim.ErrInvalidSignature) {
 		t.Fatalf("forged: %v", err)
+	}
+}
+
+func TestServiceWithClient(t *testing.T) {
+	pki, err := NewPKI(PKIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := pki.Sign(Spec{ColloquialVersion: "96.00.9F.00.01", Measurements: []rim.Measurement{
+		{Index: 0, Active: true, Size: 48, Alternatives: []string{Digest("x")}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := rim.VBIOSID("1010", "0200", "882", "96.00.9f.00.01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := NewService(map[string][]byte{id: doc})
+	svc.Key = "k"
+	srv := httptest.NewServer(svc)
+	defer srv.Close()
+	c, err := rim.NewClient(rim.ClientOptions{BaseURL: srv.URL, ServiceKey: "k", HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Fetch(context.Background(), id)
+	if err != nil || string(got.XML) != string(doc) {
+		t.Fatalf("fetch: %v", err)
+	}
+	if _, err := c.Fetch(context.Background(), "NV_GPU_VBIOS_X"); !errors.Is(err, rim.ErrNotFound) {
+		t.Fatalf("unknown: %v", err)
+	}
+	v, _ := rim.NewVerifier(rim.VerifierOptions{Roots: []*x509.Certificate{pki.Root}})
+	if _, _, err := v.Verify(got.XML, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if svc.Requests() != 2 {
+		t.Fatalf("%d requests", svc.Requests())
 	}
 }
