@@ -282,9 +282,9 @@ type TokenBroker struct {
 	DeveloperName string
 	// BuildName is the EAR verifier-id build; empty means the attestation
 	// service's own name and version.
-	BuildName    string
-	ProfileName  string
-	Signer       *Signer // nil: ephemeral P-256 key, no x5c
+	BuildName   string
+	ProfileName string
+	Signer      *Signer // nil: ephemeral P-256 key, no x5c
 	// VerboseToken embeds raw evidence in tokens (the additional-evidence
 	// string, device measurement lists). Sigil's default is false, unlike
 	// Trustee's: multi-device tokens otherwise overflow HTTP header limits
