@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -52,7 +53,11 @@ type VerifierOptions struct {
 	CertNow func() time.Time
 	// NVIDIA holds the Sigil-only NVIDIA settings ([sigil] nvidia_*).
 	NVIDIA NVIDIAOptions
-	Logger *slog.Logger
+	// StrictDevices makes verification fail when any device's evidence is
+	// not genuine (sigil evaluate); the KBS instead records it in the
+	// device's submodule so the resource policy decides.
+	StrictDevices bool
+	Logger        *slog.Logger
 }
 
 // NVIDIAOptions are Sigil's NVIDIA settings beyond Trustee's
@@ -184,12 +189,16 @@ func nvidiaVerifier(c *config.NVIDIAVerifier, opts VerifierOptions) (verifier.Ve
 	if c != nil && c.Type != "" && c.Type != "Local" {
 		return unavailable{fmt.Errorf("verifier_config.nvidia_verifier.type %q is not available in this build of Sigil (Local)", c.Type)}, nil
 	}
-	rimClient, err := rim.NewClient(rim.ClientOptions{
-		BaseURL: opts.NVIDIA.RIMURL, HTTPClient: opts.HTTPClient, OfflineDir: opts.CollateralDir,
-		DisableService: opts.NoNetwork, Now: opts.Now, Logger: opts.Logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("nvidia RIM service: %w", err)
+	var fetcher nvidia.RIMFetcher = noRIMSource{}
+	if !opts.NoNetwork || opts.CollateralDir != "" {
+		c, err := rim.NewClient(rim.ClientOptions{
+			BaseURL: opts.NVIDIA.RIMURL, HTTPClient: opts.HTTPClient, OfflineDir: opts.CollateralDir,
+			DisableService: opts.NoNetwork, Now: opts.Now, Logger: opts.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("nvidia RIM service: %w", err)
+		}
+		fetcher = c
 	}
 	rimVerifier, err := rim.NewVerifier(rim.VerifierOptions{Roots: opts.NVIDIA.RIMRoots})
 	if err != nil {
@@ -204,30 +213,48 @@ func nvidiaVerifier(c *config.NVIDIAVerifier, opts VerifierOptions) (verifier.Ve
 		if err != nil {
 			return nil, fmt.Errorf("nvidia OCSP: %w", err)
 		}
-		rimRevocation = checker
+		rimRevocation = ocspChecker{c: checker}
 		// NVIDIA's responder does not serve the per-boot device leaf: the
 		// device chain is checked from its issuer up (nvidia.md §1.7).
-		deviceRevocation = skipLeaf{checker}
+		deviceRevocation = ocspChecker{c: checker, skipLeaf: true}
 	}
 	appraiser, err := nvidia.NewRIMAppraiser(nvidia.RIMAppraiserOptions{
-		Fetcher: rimClient, Verifier: rimVerifier, Revocation: rimRevocation, Now: opts.Now,
+		Fetcher: fetcher, Verifier: rimVerifier, Revocation: rimRevocation, Now: opts.Now, Offline: opts.Offline,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return nvidia.New(nvidia.Options{
-		Now: opts.Now, Roots: opts.NVIDIA.DeviceRoots, Appraiser: appraiser, Revocation: deviceRevocation, Logger: opts.Logger,
+		Now: opts.Now, Roots: opts.NVIDIA.DeviceRoots, Appraiser: appraiser, Revocation: deviceRevocation,
+		FailOnInvalidDevice: opts.StrictDevices, Logger: opts.Logger,
 	})
 }
 
-// skipLeaf checks a chain's revocation without its leaf.
-type skipLeaf struct{ c nvidia.RevocationChecker }
+// noRIMSource is the RIM fetcher when neither the network nor an offline
+// directory may be used.
+type noRIMSource struct{}
 
-func (s skipLeaf) CheckChain(ctx context.Context, chain []*x509.Certificate) (string, string, error) {
-	if len(chain) < 2 {
-		return s.c.CheckChain(ctx, chain)
+func (noRIMSource) Fetch(_ context.Context, id string) (*rim.Document, error) {
+	return nil, fmt.Errorf("%w: RIM %s: no RIM source (no network, no collateral directory)", rim.ErrService, id)
+}
+
+// ocspChecker adapts the OCSP client to the NVIDIA verifier: an
+// unreachable responder (strict mode) becomes ErrServiceUnavailable, and
+// device chains are checked without their leaf.
+type ocspChecker struct {
+	c        *ocsp.Checker
+	skipLeaf bool
+}
+
+func (o ocspChecker) CheckChain(ctx context.Context, chain []*x509.Certificate) (string, string, error) {
+	if o.skipLeaf && len(chain) >= 2 {
+		chain = chain[1:]
 	}
-	return s.c.CheckChain(ctx, chain[1:])
+	status, detail, err := o.c.CheckChain(ctx, chain)
+	if errors.Is(err, ocsp.ErrUnreachable) {
+		err = fmt.Errorf("%w: %w", nvidia.ErrServiceUnavailable, err)
+	}
+	return status, detail, err
 }
 
 // unavailable is a verifier that could not be configured; it rejects all

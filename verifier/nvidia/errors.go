@@ -26,4 +26,10 @@ var (
 	ErrFWID = errors.New("nvidia: FWID binding invalid")
 	// ErrNonceMismatch: the SPDM requester nonce is not the expected one.
 	ErrNonceMismatch = errors.New("nvidia: SPDM nonce does not match the expected report data")
+	// ErrServiceUnavailable is wrapped by a MeasurementAppraiser or
+	// RevocationChecker when a vendor service (RIM, OCSP) could not be
+	// reached and the deployment is not in offline mode. Verify then fails,
+	// as a missing Intel or AMD collateral does: nothing was learned about
+	// the device. Any other appraisal failure only marks the device.
+	ErrServiceUnavailable = errors.New("nvidia: vendor service unavailable")
 )

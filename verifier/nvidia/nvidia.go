@@ -204,16 +204,14 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, exp verifier.Exp
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if v.strict {
-		var all []error
-		for i, e := range errs {
-			if e != nil {
-				all = append(all, fmt.Errorf("device %d (%s): %w", i, ev.Devices[i].UUID, e))
-			}
+	var all []error
+	for i, e := range errs {
+		if e != nil && (v.strict || errors.Is(e, ErrServiceUnavailable)) {
+			all = append(all, fmt.Errorf("device %d (%s): %w", i, ev.Devices[i].UUID, e))
 		}
-		if len(all) > 0 {
-			return nil, errors.Join(all...)
-		}
+	}
+	if len(all) > 0 {
+		return nil, errors.Join(all...)
 	}
 	// A PPCIe device set gets one more result describing its topology.
 	pp, err := ValidatePPCIe(results)
@@ -246,6 +244,9 @@ func (v *Verifier) VerifyDevice(ctx context.Context, d DeviceEvidence, exp verif
 	// The measurement list echoes the raw report; tokens carry it only
 	// with verbose_token.
 	res := verifier.Result{Class: arch.Class(), Claims: st.claims(), RawClaims: []string{"measurements"}}
+	if st.unavailable != nil {
+		return res, st.unavailable
+	}
 	if err := st.err(); err != nil {
 		v.log.DebugContext(ctx, "nvidia device evidence not genuine", "uuid", uuid, "arch", string(arch), "error", err)
 		return res, err
@@ -277,6 +278,9 @@ type deviceState struct {
 
 	meas       *MeasurementResult
 	measReason string
+	// unavailable records a vendor service that could not be reached
+	// (ErrServiceUnavailable from the appraiser or revocation checker).
+	unavailable error
 }
 
 func (s *deviceState) genuine() bool {
@@ -358,6 +362,8 @@ func (v *Verifier) check(ctx context.Context, s *deviceState, d DeviceEvidence, 
 	if s.chain != nil && v.revocation != nil {
 		status, detail, err := v.revocation.CheckChain(ctx, s.chain.certs)
 		switch {
+		case errors.Is(err, ErrServiceUnavailable):
+			s.ocspStatus, s.ocspDetail, s.unavailable = "unknown", err.Error(), err
 		case err != nil:
 			s.ocspStatus, s.ocspDetail = "unknown", err.Error()
 		case status == "good" || status == "revoked" || status == "unknown":
@@ -430,6 +436,9 @@ func (v *Verifier) appraise(ctx context.Context, s *deviceState) {
 	if err != nil {
 		s.measReason = err.Error()
 		s.meas = &MeasurementResult{}
+		if errors.Is(err, ErrServiceUnavailable) {
+			s.unavailable = err
+		}
 		return
 	}
 	if res == nil {

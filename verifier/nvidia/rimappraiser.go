@@ -16,6 +16,7 @@ import (
 // RevocationChecker, their OCSP status), and compares every active
 // measurement with the device's.
 type RIMAppraiser struct {
+	offline    bool
 	fetch      RIMFetcher
 	verify     *rim.Verifier
 	revocation RevocationChecker
@@ -38,6 +39,9 @@ type RIMAppraiserOptions struct {
 	Revocation RevocationChecker
 	// Now is the clock for the RIM signing certificates (default now).
 	Now func() time.Time
+	// Offline records an unreachable RIM service in the claims instead of
+	// failing verification with ErrServiceUnavailable.
+	Offline bool
 }
 
 // NewRIMAppraiser builds a RIMAppraiser.
@@ -55,7 +59,7 @@ func NewRIMAppraiser(opts RIMAppraiserOptions) (*RIMAppraiser, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &RIMAppraiser{fetch: opts.Fetcher, verify: opts.Verifier, revocation: opts.Revocation, now: opts.Now}, nil
+	return &RIMAppraiser{fetch: opts.Fetcher, verify: opts.Verifier, revocation: opts.Revocation, now: opts.Now, offline: opts.Offline}, nil
 }
 
 // Appraise implements MeasurementAppraiser. RIM problems are reported in
@@ -64,9 +68,10 @@ func NewRIMAppraiser(opts RIMAppraiserOptions) (*RIMAppraiser, error) {
 func (a *RIMAppraiser) Appraise(ctx context.Context, dev DeviceInfo) (*MeasurementResult, error) {
 	res := &MeasurementResult{IndexNoConflict: true}
 	var driver, vbios *rim.Manifest
+	var unavailable error
 	if dev.Arch.IsSwitch() {
 		id, err := rim.SwitchBIOSID(dev.VBIOSVersion)
-		res.VBIOS, vbios = a.load(ctx, id, err, dev.VBIOSVersion)
+		res.VBIOS, vbios, unavailable = a.load(ctx, id, err, dev.VBIOSVersion)
 	} else {
 		var id string
 		var err error
@@ -75,12 +80,17 @@ func (a *RIMAppraiser) Appraise(ctx context.Context, dev DeviceInfo) (*Measureme
 		} else {
 			id, err = rim.HopperDriverID(dev.DriverVersion)
 		}
-		res.Driver, driver = a.load(ctx, id, err, dev.DriverVersion)
+		var u1, u2 error
+		res.Driver, driver, u1 = a.load(ctx, id, err, dev.DriverVersion)
 		id, err = rim.VBIOSID(dev.Project, dev.ProjectSKU, dev.ChipSKU, dev.VBIOSVersion)
-		res.VBIOS, vbios = a.load(ctx, id, err, dev.VBIOSVersion)
+		res.VBIOS, vbios, u2 = a.load(ctx, id, err, dev.VBIOSVersion)
+		unavailable = errors.Join(u1, u2)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if unavailable != nil {
+		return nil, unavailable
 	}
 	if vbios != nil {
 		res.OEMID = vbios.Meta.FirmwareManufacturerID
@@ -116,24 +126,37 @@ func (a *RIMAppraiser) Appraise(ctx context.Context, dev DeviceInfo) (*Measureme
 }
 
 // load fetches and verifies one RIM. It returns the manifest only when the
-// RIM is genuine (signature and chain valid, not revoked).
-func (a *RIMAppraiser) load(ctx context.Context, id string, idErr error, version string) (*RIMStatus, *rim.Manifest) {
+// RIM is genuine (signature and chain valid, not revoked), and an error
+// wrapping ErrServiceUnavailable when a service could not be reached
+// outside offline mode.
+func (a *RIMAppraiser) load(ctx context.Context, id string, idErr error, version string) (*RIMStatus, *rim.Manifest, error) {
+	st, m, err := a.loadRIM(ctx, id, idErr, version)
+	if err != nil && !a.offline {
+		return st, nil, fmt.Errorf("%w: %w", ErrServiceUnavailable, err)
+	}
+	return st, m, nil
+}
+
+func (a *RIMAppraiser) loadRIM(ctx context.Context, id string, idErr error, version string) (*RIMStatus, *rim.Manifest, error) {
 	st := &RIMStatus{ID: id}
 	if idErr != nil {
 		st.Error = fmt.Sprintf("no RIM id: %v", idErr)
-		return st, nil
+		return st, nil, nil
 	}
 	doc, err := a.fetch.Fetch(ctx, id)
 	if err != nil {
 		st.Error = fmt.Sprintf("fetching RIM %s: %v", id, err)
-		return st, nil
+		if errors.Is(err, rim.ErrService) {
+			return st, nil, fmt.Errorf("RIM %s: %w", id, err)
+		}
+		return st, nil, nil
 	}
 	st.Fetched = true
 	// Signature first, to report it separately from the chain.
 	m, err := rim.VerifySignature(doc.XML)
 	if err != nil {
 		st.Error = fmt.Sprintf("RIM %s signature: %v", id, err)
-		return st, nil
+		return st, nil, nil
 	}
 	// No XSD validator exists in Go's standard library; the parser checks
 	// the structure of every element and attribute the verifier reads.
@@ -147,11 +170,11 @@ func (a *RIMAppraiser) load(ctx context.Context, id string, idErr error, version
 	case errors.Is(err, rim.ErrCertExpired):
 		st.CertChain.Status = "expired"
 		st.Error = fmt.Sprintf("RIM %s signing chain: %v", id, err)
-		return st, nil
+		return st, nil, nil
 	case err != nil:
 		st.CertChain.Status = "invalid"
 		st.Error = fmt.Sprintf("RIM %s signing chain: %v", id, err)
-		return st, nil
+		return st, nil, nil
 	}
 	for _, c := range chain {
 		if st.CertChain.Expiration.IsZero() || c.NotAfter.Before(st.CertChain.Expiration) {
@@ -163,21 +186,24 @@ func (a *RIMAppraiser) load(ctx context.Context, id string, idErr error, version
 		if err != nil {
 			st.CertChain.OCSPStatus = "unknown"
 			st.Error = fmt.Sprintf("RIM %s OCSP: %v", id, err)
-			return st, nil
+			if errors.Is(err, ErrServiceUnavailable) {
+				return st, nil, err
+			}
+			return st, nil, nil
 		}
 		st.CertChain.OCSPStatus = status
 		if status == "revoked" {
 			st.CertChain.Status = "revoked"
 			st.CertChain.RevocationReason = detail
 			st.Error = fmt.Sprintf("RIM %s signing certificate revoked: %s", id, detail)
-			return st, nil
+			return st, nil, nil
 		}
 	}
 	if !st.VersionMatch {
 		st.Error = fmt.Sprintf("RIM %s is for version %q, the device reports %q", id, m.Meta.ColloquialVersion, version)
-		return st, nil
+		return st, nil, nil
 	}
-	return st, m
+	return st, m, nil
 }
 
 func (s *RIMStatus) ok() bool {

@@ -47,11 +47,13 @@ Flags:
   --reference-values FILE      JSON object name → value, or an RVPS register message
   --now RFC3339                evaluation time for certificates and collateral (default: now)
   --cert-now RFC3339           clock for the certificates that sign collateral (default --now)
-  --collateral-dir DIR         offline collateral: Intel PCS documents (verifier/tdx/pcs layout)
-                               and AMD VCEKs (verifier/snp/kds offline-store layout)
+  --collateral-dir DIR         offline collateral: Intel PCS documents (verifier/tdx/pcs layout),
+                               AMD VCEKs (verifier/snp/kds offline-store layout) and NVIDIA RIMs (<id>.xml)
+  --rim-dir DIR                same as --collateral-dir (NVIDIA RIMs)
   --no-network                 use only --collateral-dir and the evidence, never vendor services
-  --offline                    missing TCB collateral gives tcb_status "Unknown" (with the reason)
-                               instead of failing; signatures, chains and bindings are still checked
+  --offline                    missing TCB collateral gives tcb_status "Unknown", unreachable NVIDIA RIM
+                               or OCSP services are recorded in the device claims, instead of failing;
+                               signatures, chains, FWIDs, nonces and bindings are still checked
   --token                      also print the EAR token that would be issued
 
 Exit status: 0 when the evidence verified (whatever the policy concluded),
@@ -74,6 +76,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	nowStr := fs.String("now", "", "")
 	showToken := fs.Bool("token", false, "")
 	collateralDir := fs.String("collateral-dir", "", "")
+	fs.StringVar(collateralDir, "rim-dir", "", "")
 	certNowStr := fs.String("cert-now", "", "")
 	noNetwork := fs.Bool("no-network", false, "")
 	offline := fs.Bool("offline", false, "")
@@ -217,7 +220,8 @@ func evaluate(ctx context.Context, o options) (*Output, error) {
 	}
 	verifiers, err := app.Verifiers(app.VerifierOptions{
 		CollateralDir: o.collateralDir, NoNetwork: o.noNetwork, Offline: o.offline, Now: now, CertNow: certNow,
-		HTTPClient: &http.Client{Timeout: 30 * time.Second},
+		StrictDevices: true,
+		HTTPClient:    &http.Client{Timeout: 30 * time.Second},
 	})
 	if err != nil {
 		return nil, err

@@ -111,3 +111,59 @@ func TestEvaluateRealEvidence(t *testing.T) {
 		})
 	}
 }
+
+// TestEvaluateNVIDIA runs `sigil evaluate --tee nvidia` on Trustee's real
+// Hopper report: genuineness (signature, chain, FWID, nonce) always decides
+// the exit status; unreachable RIM/OCSP services fail unless --offline.
+func TestEvaluateNVIDIA(t *testing.T) {
+	dir := t.TempDir()
+	report := strings.TrimSpace(string(repoFile(t, "verifier/nvidia/testdata/hopperAttestationReport.txt")))
+	evidence := func(name, chainFile string) string {
+		chain := repoFile(t, "verifier/nvidia/testdata/"+chainFile)
+		ev, _ := json.Marshal(map[string]any{"device_evidence_list": []map[string]string{{
+			"arch": "HOPPER", "uuid": "GPU-test", "evidence": report, "certificate": base64.StdEncoding.EncodeToString(chain),
+		}}})
+		return write(t, dir, name, string(ev))
+	}
+	good := evidence("good.json", "hopper_cert_chain_case1.txt")
+	shortChain := evidence("case3.json", "hopper_cert_chain_case3.txt")
+	nonce := "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb"
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"genuine, offline: RIM source recorded in the claims", []string{"--tee", "nvidia", "--evidence", good, "--runtime-data-raw", nonce, "--no-network", "--offline"}, 0, ""},
+		{"genuine, no RIM source and not offline", []string{"--tee", "nvidia", "--evidence", good, "--runtime-data-raw", nonce, "--no-network"}, 1, "vendor service unavailable"},
+		{"wrong nonce", []string{"--tee", "nvidia", "--evidence", good, "--runtime-data-raw", strings.Repeat("00", 32), "--no-network", "--offline"}, 1, "nonce"},
+		{"chain without the provisioner ICA", []string{"--tee", "nvidia", "--evidence", shortChain, "--runtime-data-raw", nonce, "--no-network", "--offline"}, 1, "chain"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Main(context.Background(), c.args, &out, &errb, func(string) string { return "" })
+			if code != c.code || !strings.Contains(errb.String(), c.stderr) {
+				t.Fatalf("exit %d (want %d), stderr %q", code, c.code, errb.String())
+			}
+			if code != 0 {
+				return
+			}
+			var o struct {
+				Submods []struct {
+					Name   string                    `json:"name"`
+					Status string                    `json:"status"`
+					Input  map[string]map[string]any `json:"input"`
+				} `json:"submods"`
+			}
+			if err := json.Unmarshal(out.Bytes(), &o); err != nil {
+				t.Fatal(err)
+			}
+			gpu := o.Submods[0].Input["nvidia"]
+			if o.Submods[0].Name != "gpu0" || gpu["x-nvidia-gpu-attestation-report-signature-verified"] != true ||
+				gpu["measres"] == "success" || gpu["x-sigil-measres-reason"] == nil {
+				t.Fatalf("claims %v", gpu)
+			}
+		})
+	}
+}
