@@ -248,7 +248,7 @@ func TestSetPolicy(t *testing.T) {
 		}
 	}
 	ids, _ := f.svc.ListPolicies(ctx)
-	if strings.Join(ids, ",") != "default_cpu,default_gpu" {
+	if strings.Join(ids, ",") != "default_cpu,default_gpu,default_ppcie,default_switch" {
 		t.Fatalf("ids %v", ids)
 	}
 }

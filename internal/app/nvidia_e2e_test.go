@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -17,7 +18,10 @@ import (
 	"github.com/sigil-attestation/sigil/attester/sample"
 	"github.com/sigil-attestation/sigil/client"
 	"github.com/sigil-attestation/sigil/policy"
+	"github.com/sigil-attestation/sigil/verifier/nvidia"
+	"github.com/sigil-attestation/sigil/verifier/nvidia/nras/nrastest"
 	"github.com/sigil-attestation/sigil/verifier/nvidia/nvidiatest"
+	"github.com/sigil-attestation/sigil/verifier/nvidia/ocsp"
 	"github.com/sigil-attestation/sigil/verifier/nvidia/ocsp/ocsptest"
 	"github.com/sigil-attestation/sigil/verifier/nvidia/rim"
 	"github.com/sigil-attestation/sigil/verifier/nvidia/rim/rimtest"
@@ -62,17 +66,27 @@ type nvidiaWorld struct {
 	kbs     *testKBS
 	devices []*nvidiatest.Device
 	ocsp    *ocsptest.Responder
+	nras    *nrastest.Server
+}
+
+// skipLeafChecker checks a device chain from the leaf's issuer up.
+type skipLeafChecker struct{ c *ocsp.Checker }
+
+func (s skipLeafChecker) CheckChain(ctx context.Context, chain []*x509.Certificate) (string, string, error) {
+	return s.c.CheckChain(ctx, chain[1:])
 }
 
 // startNVIDIAKBS runs a KBS whose NVIDIA verifier trusts a synthetic device
 // hierarchy and a synthetic RIM signer, served by fake RIM and OCSP
 // services that follow NVIDIA's APIs.
 func startNVIDIAKBS(t *testing.T, gpus int) *nvidiaWorld {
-	return startNVIDIAKBSWith(t, gpus, 0, false)
+	return startNVIDIAKBSWith(t, gpus, 0, false, false)
 }
 
-// startNVIDIAKBSWith also creates LS10 switches, and sets verbose_token.
-func startNVIDIAKBSWith(t *testing.T, gpus, switches int, verbose bool) *nvidiaWorld {
+// startNVIDIAKBSWith also creates LS10 switches, sets verbose_token, and in
+// remote mode points the KBS at a fake NRAS whose answers come from a real
+// local verification of the devices (as nvidia.md §5.2 suggests).
+func startNVIDIAKBSWith(t *testing.T, gpus, switches int, verbose, remote bool) *nvidiaWorld {
 	t.Helper()
 	now := time.Now()
 	h, err := nvidiatest.NewHierarchy(now.Add(-time.Hour), now.Add(24*time.Hour))
@@ -121,6 +135,27 @@ func startNVIDIAKBSWith(t *testing.T, gpus, switches int, verbose bool) *nvidiaW
 	ocspSrv := httptest.NewServer(w.ocsp)
 	t.Cleanup(ocspSrv.Close)
 
+	nvidiaTOML := ""
+	if remote {
+		rimClient, err := rim.NewClient(rim.ClientOptions{BaseURL: rimSrv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rimVerifier, _ := rim.NewVerifier(rim.VerifierOptions{Roots: []*x509.Certificate{pki.Root}})
+		checker, _ := ocsp.New(ocsp.Options{ResponderURL: ocspSrv.URL})
+		appraiser, _ := nvidia.NewRIMAppraiser(nvidia.RIMAppraiserOptions{Fetcher: rimClient, Verifier: rimVerifier, Revocation: checker})
+		local, err := nvidia.New(nvidia.Options{Roots: []*x509.Certificate{h.Root}, Appraiser: appraiser, Revocation: skipLeafChecker{checker}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake, err := nrastest.New(nrastest.Options{Claims: nrastest.VerifierClaims(local)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(fake.Close)
+		w.nras = fake
+		nvidiaTOML = fmt.Sprintf("\n[attestation_service.verifier_config.nvidia_verifier]\ntype = \"Remote\"\nverifier_url = %q\n", fake.URL+"/v4/attest")
+	}
 	dir := t.TempDir()
 	devRoot := filepath.Join(dir, "device-root.pem")
 	rimRoot := filepath.Join(dir, "rim-root.pem")
@@ -132,7 +167,7 @@ nvidia_device_roots = %q
 nvidia_rim_roots = %q
 nvidia_rim_url = %q
 nvidia_ocsp_url = %q
-`, devRoot, rimRoot, rimSrv.URL, ocspSrv.URL)})
+%s`, devRoot, rimRoot, rimSrv.URL, ocspSrv.URL, nvidiaTOML)})
 	return w
 }
 
@@ -176,9 +211,17 @@ allow if {
 // RIMs fetched and verified, OCSP, one EAR submodule per GPU; a GPU with a
 // bad measurement yields a contraindicated submodule, not a failed
 // attestation, and the resource policy decides.
-func TestNVIDIALocalEndToEnd(t *testing.T) {
+func TestNVIDIALocalEndToEnd(t *testing.T) { testNVIDIAEndToEnd(t, false) }
+
+// TestNVIDIARemoteEndToEnd: the same flow with verification by NRAS (a
+// fake that follows NRAS's API and signs with a key from its JWKS); Sigil
+// verifies the detached EAT and appraises NRAS's claims with the same
+// default policy.
+func TestNVIDIARemoteEndToEnd(t *testing.T) { testNVIDIAEndToEnd(t, true) }
+
+func testNVIDIAEndToEnd(t *testing.T, remote bool) {
 	ctx := context.Background()
-	w := startNVIDIAKBS(t, 2)
+	w := startNVIDIAKBSWith(t, 2, 0, false, remote)
 	k := w.kbs
 	a := newAdmin(t, k, k.token(t))
 	if err := a.SetResource(ctx, secretPath, []byte("model-key")); err != nil {
@@ -218,6 +261,9 @@ func TestNVIDIALocalEndToEnd(t *testing.T) {
 	}
 	if w.ocsp.Requests() == 0 {
 		t.Fatal("no OCSP request was made")
+	}
+	if remote && len(w.nras.Requests()) == 0 {
+		t.Fatal("NRAS was not asked")
 	}
 
 	// GPU 1 reports a measurement that no RIM allows.
@@ -272,7 +318,7 @@ func TestNVIDIALocalEndToEnd(t *testing.T) {
 func TestNVIDIATokenSize(t *testing.T) {
 	ctx := context.Background()
 	for _, verbose := range []bool{false, true} {
-		w := startNVIDIAKBSWith(t, 8, 4, verbose)
+		w := startNVIDIAKBSWith(t, 8, 4, verbose, false)
 		a := newAdmin(t, w.kbs, w.kbs.token(t))
 		if err := a.SetResource(ctx, secretPath, []byte("k")); err != nil {
 			t.Fatal(err)

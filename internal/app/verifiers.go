@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/sigil-attestation/sigil/config"
@@ -18,6 +19,7 @@ import (
 	"github.com/sigil-attestation/sigil/verifier"
 	"github.com/sigil-attestation/sigil/verifier/azvtpm"
 	"github.com/sigil-attestation/sigil/verifier/nvidia"
+	"github.com/sigil-attestation/sigil/verifier/nvidia/nras"
 	"github.com/sigil-attestation/sigil/verifier/nvidia/ocsp"
 	"github.com/sigil-attestation/sigil/verifier/nvidia/rim"
 	"github.com/sigil-attestation/sigil/verifier/sample"
@@ -186,8 +188,11 @@ func Verifiers(opts VerifierOptions) (map[string]verifier.Verifier, error) {
 // verifies SPDM evidence, the device chain and FWID, appraises measurements
 // against NVIDIA's RIMs and checks revocation over OCSP.
 func nvidiaVerifier(c *config.NVIDIAVerifier, opts VerifierOptions) (verifier.Verifier, error) {
+	if c != nil && c.Type == "Remote" {
+		return nrasVerifier(c.VerifierURL, opts)
+	}
 	if c != nil && c.Type != "" && c.Type != "Local" {
-		return unavailable{fmt.Errorf("verifier_config.nvidia_verifier.type %q is not available in this build of Sigil (Local)", c.Type)}, nil
+		return nil, fmt.Errorf("verifier_config.nvidia_verifier.type %q: want Local or Remote", c.Type)
 	}
 	var fetcher nvidia.RIMFetcher = noRIMSource{}
 	if !opts.NoNetwork || opts.CollateralDir != "" {
@@ -228,6 +233,28 @@ func nvidiaVerifier(c *config.NVIDIAVerifier, opts VerifierOptions) (verifier.Ve
 		Now: opts.Now, Roots: opts.NVIDIA.DeviceRoots, Appraiser: appraiser, Revocation: deviceRevocation,
 		FailOnInvalidDevice: opts.StrictDevices, Logger: opts.Logger,
 	})
+}
+
+// nrasVerifier is the Remote mode: NVIDIA's NRAS verifies the evidence and
+// Sigil verifies NRAS's signed answer (JWKS by kid, submodule digests,
+// nonce, issuer, expiry).
+func nrasVerifier(verifierURL string, opts VerifierOptions) (verifier.Verifier, error) {
+	o := nras.Options{HTTPClient: opts.HTTPClient, Now: opts.Now, Logger: opts.Logger}
+	if verifierURL != "" {
+		// Trustee's verifier_url is the attest endpoint; the JWKS and the
+		// expected issuer hang off the service's base URL.
+		o.AttestURL = strings.TrimRight(verifierURL, "/")
+		for _, suffix := range []string{"/v4/attest", "/v3/attest"} {
+			if base, ok := strings.CutSuffix(o.AttestURL, suffix); ok {
+				o.BaseURL = base
+			}
+		}
+	}
+	c, err := nras.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("verifier_config.nvidia_verifier: %w", err)
+	}
+	return nras.NewVerifier(c, opts.StrictDevices), nil
 }
 
 // noRIMSource is the RIM fetcher when neither the network nor an offline

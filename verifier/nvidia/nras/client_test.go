@@ -591,3 +591,59 @@ func TestJWKSMismatchedX5C(t *testing.T) {
 		t.Errorf("err = %v, want ErrJWKS", err)
 	}
 }
+
+// Concurrent first calls share one JWKS fetch and verify independently.
+func TestAttestConcurrent(t *testing.T) {
+	e := newEnv(t, nrastest.Options{})
+	devs, _ := devices(t, nvidiatest.Hopper, 2, e.nonce)
+	c := e.client(t, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Attest(context.Background(), KindGPU, e.nonce, devs)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if n := e.fake.JWKSFetches(); n != 1 {
+		t.Errorf("JWKS fetched %d times", n)
+	}
+}
+
+func TestOptionsURLs(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nrastest.Options{})
+	devs, _ := devices(t, nvidiatest.Hopper, 1, e.nonce)
+	// Trustee's verifier_url form, and a trailing slash on the base.
+	c := e.client(t, func(o *Options) { o.BaseURL = e.fake.URL + "/"; o.AttestURL = e.fake.URL + "/v3/attest/" })
+	if _, err := c.Attest(ctx, KindGPU, e.nonce, devs); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.fake.Requests(); r[0].Path != "/v3/attest/gpu" {
+		t.Errorf("path %s", r[0].Path)
+	}
+	// A JWKS that cannot be fetched.
+	c = e.client(t, func(o *Options) { o.JWKSURL = e.fake.URL + "/v4/.well-known/jwks.json" })
+	_, err := c.Attest(ctx, KindGPU, e.nonce, devs)
+	var se *StatusError
+	if !errors.Is(err, ErrJWKS) || !errors.As(err, &se) || se.StatusCode != http.StatusNotFound {
+		t.Fatalf("err = %v, want ErrJWKS with 404", err)
+	}
+	// Defaults.
+	d, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.attestURL != DefaultBaseURL+"/v4/attest" || d.keys.url != DefaultBaseURL+"/.well-known/jwks.json" || d.issuer != DefaultBaseURL {
+		t.Errorf("defaults: %s %s %s", d.attestURL, d.keys.url, d.issuer)
+	}
+}

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sigil-attestation/sigil/verifier"
 )
 
 // DefaultLeeway is the clock skew tolerated on exp, nbf and iat.
@@ -59,6 +61,21 @@ func (r *Result) DeviceClaims(name string) map[string]any {
 	}
 	c[ClaimOverallResult] = r.OverallResult
 	return c
+}
+
+// Results returns one verifier.Result per device in Names order: the
+// DeviceClaims, class "switch" for SWITCH-n devices and "gpu" otherwise
+// (Trustee's Remote-mode output).
+func (r *Result) Results() []verifier.Result {
+	out := make([]verifier.Result, 0, len(r.Names))
+	for _, n := range r.Names {
+		class := "gpu"
+		if strings.HasPrefix(n, "SWITCH-") {
+			class = "switch"
+		}
+		out = append(out, verifier.Result{Class: class, Claims: r.DeviceClaims(n)})
+	}
+	return out
 }
 
 // CheckNonceMatch returns an error wrapping ErrDeviceNonceMismatch when a
@@ -251,7 +268,7 @@ func (t *jwt) verifySignature(keys KeySet) error {
 	return nil
 }
 
-// Checks configures the claim checks of verify.
+// checks configures the claim checks of verify.
 type checks struct {
 	nonceHex string
 	issuer   string
@@ -340,6 +357,9 @@ func (d *detachedEAT) checkClaims(c checks) (*Result, error) {
 // checkSubmods requires the overall submods to name exactly the device
 // tokens, each with the digest of the device's compact JWT.
 func (d *detachedEAT) checkSubmods() error {
+	if len(d.devices) == 0 {
+		return fmt.Errorf("%w: no device tokens", ErrSubmods)
+	}
 	raw, ok := d.overall.claims["submods"]
 	if !ok {
 		return fmt.Errorf("%w: overall token has no submods", ErrSubmods)

@@ -7,30 +7,20 @@ import (
 	"encoding/hex"
 	"testing"
 	"time"
-
-	"github.com/sigil-attestation/sigil/verifier/nvidia/nras/nrastest"
 )
 
 // FuzzParseDetachedEAT feeds arbitrary responses to the parser and, when
 // they parse, to the claim checks and the signature verification: none may
-// panic, and a response with a foreign-key signature must never verify.
+// panic, and a response must never verify with a key that signed nothing.
 func FuzzParseDetachedEAT(f *testing.F) {
 	f.Add(readFile(f, "hopperClaimsv3_detached_eat.json"))
 	f.Add(readFile(f, "switch_detached_eat.json"))
-	fake, err := nrastest.New(nrastest.Options{Now: func() time.Time { return epoch }})
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer fake.Close()
-	raw, _, _ := fakeEAT(f, fake, realNonce, 2)
-	f.Add(raw)
 	f.Add([]byte(`[["JWT","a.b.c"],{}]`))
 	other, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		f.Fatal(err)
 	}
 	nonce, _ := hex.DecodeString(realNonce)
-	fakeKeys := StaticKeys{fake.Kid(): fake.PublicKey()}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := parseDetachedEAT(data)
 		if err != nil {
@@ -39,13 +29,11 @@ func FuzzParseDetachedEAT(f *testing.F) {
 		for _, c := range []checks{
 			realChecks(realNonce, prodIssuer, hopperIAT, 0),
 			realChecks(realNonce, stgIssuer, switchIAT, 0),
-			{nonceHex: realNonce, issuer: fake.Issuer(), now: epoch, leeway: DefaultLeeway},
 		} {
 			if res, err := d.checkClaims(c); err == nil && len(res.Names) != len(res.Devices) {
 				t.Fatalf("names %v for %d devices", res.Names, len(res.Devices))
 			}
 		}
-		_, _ = VerifyDetachedEAT(data, fakeKeys, nonce, fake.Issuer(), epoch)
 		foreign := StaticKeys{d.overall.kid: &other.PublicKey}
 		for _, dev := range d.devices {
 			foreign[dev.kid] = &other.PublicKey

@@ -108,6 +108,9 @@ func TestRealHopperEAT(t *testing.T) {
 	if dc[ClaimOverallResult] != true || len(dc) != len(gpu)+1 {
 		t.Errorf("DeviceClaims: overall %v, %d claims", dc[ClaimOverallResult], len(dc))
 	}
+	if vr := res.Results(); len(vr) != 1 || vr[0].Class != "gpu" || vr[0].Claims["ueid"] != hopperLeafUEID || vr[0].Claims[ClaimOverallResult] != true {
+		t.Errorf("Results() = %v", vr)
+	}
 	if _, had := gpu[ClaimOverallResult]; had {
 		t.Error("DeviceClaims modified the device claims")
 	}
@@ -139,6 +142,9 @@ func TestRealSwitchEAT(t *testing.T) {
 	}
 	if err := res.CheckNonceMatch(); err != nil {
 		t.Error(err)
+	}
+	if vr := res.Results(); len(vr) != 1 || vr[0].Class != "switch" {
+		t.Errorf("Results() = %v", vr)
 	}
 	sum := sha256.Sum256([]byte(d.devices["SWITCH-0"].raw))
 	if !strings.HasPrefix(hex.EncodeToString(sum[:]), "17f84b70") {
