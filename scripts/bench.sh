@@ -11,6 +11,7 @@ PORT=${PORT:-18080}
 
 echo "== machine"; nproc; grep -m1 'model name' /proc/cpuinfo || true; go version
 
+if [ "${LOAD_ONLY:-}" = "" ]; then
 echo "== per-stage micro-benchmarks"
 go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkRuntimeData' ./internal/jcs
 go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkAppraisalSample|BenchmarkResourceAllow' ./policy
@@ -29,10 +30,15 @@ go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkVerify' ./verifier/
 go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkParseReplayGrub' ./eventlog
 go test -run '^$' -count "$COUNT" -benchmem -bench 'BenchmarkVerifyHopper|BenchmarkVerify8Devices' ./verifier/nvidia
 
+fi
+
 echo "== load test (separate server process, zero-config HTTPS, info logging)"
 tmp=$(mktemp -d)
 go build -o "$tmp/sigil" ./cmd/sigil
 go build -o "$tmp/loadgen" ./internal/tools/loadgen
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  echo "port $PORT is in use; set PORT" >&2; exit 1
+fi
 "$tmp/sigil" kbs --data-dir "$tmp/data" --listen "127.0.0.1:$PORT" >"$tmp/kbs.out" 2>"$tmp/kbs.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
