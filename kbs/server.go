@@ -5,6 +5,7 @@
 package kbs
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -278,7 +279,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *Error) {
 
 // readBody reads the request body within the configured limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	// Presize from Content-Length (bounded by the limit) instead of letting
+	// the buffer double its way up.
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= s.cfg.MaxBodyBytes {
+		buf.Grow(int(n) + 1)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	b := buf.Bytes()
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
