@@ -418,7 +418,7 @@ func sigilSettings(sg config.Sigil, log *slog.Logger) (settings, error) {
 				return out, fmt.Errorf("sigil.offline_collateral: must be a boolean, got %v", v)
 			}
 			out.offlineCollateral = b
-		case "collateral_dir", "nvidia_rim_url", "nvidia_ocsp_url", "nvidia_device_roots", "nvidia_rim_roots":
+		case "collateral_dir", "nvidia_rim_url", "nvidia_ocsp_url", "nvidia_device_roots", "nvidia_rim_roots", "nvidia_service_key":
 			str, ok := v.(string)
 			if !ok {
 				return out, fmt.Errorf("sigil.%s: must be a string, got %v", k, v)
@@ -430,6 +430,8 @@ func sigilSettings(sg config.Sigil, log *slog.Logger) (settings, error) {
 				out.nvidia.RIMURL = str
 			case "nvidia_ocsp_url":
 				out.nvidia.OCSPURL = str
+			case "nvidia_service_key":
+				out.nvidia.ServiceKey = str
 			case "nvidia_device_roots", "nvidia_rim_roots":
 				certs, err := readCertChain(str)
 				if err != nil {

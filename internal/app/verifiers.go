@@ -66,6 +66,9 @@ type VerifierOptions struct {
 // verifier_config.nvidia_verifier.
 type NVIDIAOptions struct {
 	RIMURL, OCSPURL string // vendor services (defaults: NVIDIA's)
+	// ServiceKey is NVIDIA's attestation service key, sent as a Bearer
+	// token to NRAS, the RIM service and OCSP when set. Never logged.
+	ServiceKey string
 	// DeviceRoots / RIMRoots replace the pinned NVIDIA roots (emulated
 	// devices, test hierarchies). Empty means NVIDIA's.
 	DeviceRoots, RIMRoots []*x509.Certificate
@@ -197,7 +200,7 @@ func nvidiaVerifier(c *config.NVIDIAVerifier, opts VerifierOptions) (verifier.Ve
 	var fetcher nvidia.RIMFetcher = noRIMSource{}
 	if !opts.NoNetwork || opts.CollateralDir != "" {
 		c, err := rim.NewClient(rim.ClientOptions{
-			BaseURL: opts.NVIDIA.RIMURL, HTTPClient: opts.HTTPClient, OfflineDir: opts.CollateralDir,
+			BaseURL: opts.NVIDIA.RIMURL, ServiceKey: opts.NVIDIA.ServiceKey, HTTPClient: opts.HTTPClient, OfflineDir: opts.CollateralDir,
 			DisableService: opts.NoNetwork, Now: opts.Now, Logger: opts.Logger,
 		})
 		if err != nil {
@@ -212,7 +215,7 @@ func nvidiaVerifier(c *config.NVIDIAVerifier, opts VerifierOptions) (verifier.Ve
 	var rimRevocation, deviceRevocation nvidia.RevocationChecker
 	if !opts.NoNetwork {
 		checker, err := ocsp.New(ocsp.Options{
-			ResponderURL: opts.NVIDIA.OCSPURL, HTTPClient: opts.HTTPClient, Now: opts.Now,
+			ResponderURL: opts.NVIDIA.OCSPURL, ServiceKey: opts.NVIDIA.ServiceKey, HTTPClient: opts.HTTPClient, Now: opts.Now,
 			Lenient: opts.Offline, Logger: opts.Logger,
 		})
 		if err != nil {
@@ -239,7 +242,7 @@ func nvidiaVerifier(c *config.NVIDIAVerifier, opts VerifierOptions) (verifier.Ve
 // Sigil verifies NRAS's signed answer (JWKS by kid, submodule digests,
 // nonce, issuer, expiry).
 func nrasVerifier(verifierURL string, opts VerifierOptions) (verifier.Verifier, error) {
-	o := nras.Options{HTTPClient: opts.HTTPClient, Now: opts.Now, Logger: opts.Logger}
+	o := nras.Options{HTTPClient: opts.HTTPClient, Now: opts.Now, ServiceKey: opts.NVIDIA.ServiceKey, Logger: opts.Logger}
 	if verifierURL != "" {
 		// Trustee's verifier_url is the attest endpoint; the JWKS and the
 		// expected issuer hang off the service's base URL.
