@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -263,22 +262,9 @@ func inOrder(chains [][]*x509.Certificate, certs []*x509.Certificate) bool {
 	return false
 }
 
-// chainCache keeps verified chains keyed by SHA-256(arch ‖ chain bytes),
-// evicting the oldest entry beyond max. Only successful verifications are
-// stored; an entry is used only while the clock is inside its validity.
-type chainCache struct {
-	mu    sync.Mutex
-	max   int
-	m     map[[32]byte]*chainInfo
-	order [][32]byte
-}
-
-func newChainCache(max int) *chainCache {
-	if max <= 0 {
-		return nil
-	}
-	return &chainCache{max: max, m: make(map[[32]byte]*chainInfo, max)}
-}
+// Verified chains are cached by SHA-256(arch ‖ chain bytes) in a bounded
+// FIFO (Verifier.cache). Only successful verifications are stored; an entry
+// is used only while the clock is inside its validity.
 
 func chainKey(arch Arch, chainPEM []byte) [32]byte {
 	h := sha256.New()
@@ -290,42 +276,12 @@ func chainKey(arch Arch, chainPEM []byte) [32]byte {
 	return k
 }
 
-func (c *chainCache) get(k [32]byte, now time.Time) *chainInfo {
-	if c == nil {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	info := c.m[k]
+// cachedChain returns the cached chain for k if the clock is inside its
+// validity.
+func (v *Verifier) cachedChain(k [32]byte, now time.Time) *chainInfo {
+	info, _ := v.cache.Get(k)
 	if info == nil || now.Before(info.notBefore) || now.After(info.notAfter) {
 		return nil
 	}
 	return info
-}
-
-func (c *chainCache) put(k [32]byte, info *chainInfo) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[k]; ok {
-		c.m[k] = info
-		return
-	}
-	for len(c.order) >= c.max {
-		delete(c.m, c.order[0])
-		c.order = c.order[1:]
-	}
-	c.m[k] = info
-	c.order = append(c.order, k)
-}
-
-func (c *chainCache) len() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
 }

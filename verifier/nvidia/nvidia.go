@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sigil-attestation/sigil/internal/fifo"
+
 	"github.com/sigil-attestation/sigil/verifier"
 )
 
@@ -63,7 +65,7 @@ type Verifier struct {
 	appraiser  MeasurementAppraiser
 	revocation RevocationChecker
 	strict     bool
-	cache      *chainCache
+	cache      *fifo.Cache[[32]byte, *chainInfo]
 	maxConc    int
 	log        *slog.Logger
 }
@@ -95,7 +97,7 @@ func New(opts Options) (*Verifier, error) {
 	if size == 0 {
 		size = DefaultChainCacheSize
 	}
-	v.cache = newChainCache(size)
+	v.cache = fifo.New[[32]byte, *chainInfo](size)
 	if v.maxConc <= 0 {
 		v.maxConc = runtime.GOMAXPROCS(0)
 	}
@@ -385,7 +387,7 @@ func (v *Verifier) checkChain(s *deviceState, certB64 string, now time.Time) {
 		return
 	}
 	key := chainKey(s.arch, pemBytes)
-	if info := v.cache.get(key, now); info != nil {
+	if info := v.cachedChain(key, now); info != nil {
 		s.chain, s.certs, s.chainStat = info, info.certs, "valid"
 		return
 	}
@@ -405,7 +407,7 @@ func (v *Verifier) checkChain(s *deviceState, certB64 string, now time.Time) {
 		return
 	}
 	s.chain, s.chainStat = info, "valid"
-	v.cache.put(key, info)
+	v.cache.Put(key, info)
 }
 
 func (v *Verifier) checkFWID(s *deviceState) {

@@ -212,8 +212,8 @@ func TestSyntheticExpiredChain(t *testing.T) {
 	if _, err := v.Verify(context.Background(), ev, verifier.Expected{}); err != nil {
 		t.Fatal(err)
 	}
-	if v.cache.len() != 1 {
-		t.Fatalf("cache holds %d chains", v.cache.len())
+	if v.cache.Len() != 1 {
+		t.Fatalf("cache holds %d chains", v.cache.Len())
 	}
 	// The cached chain must not outlive its validity.
 	now = synthNotAfter.Add(time.Hour)
@@ -242,11 +242,11 @@ func TestChainCacheBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if v.cache.len() != 2 {
-		t.Errorf("cache holds %d chains, want 2", v.cache.len())
+	if v.cache.Len() != 2 {
+		t.Errorf("cache holds %d chains, want 2", v.cache.Len())
 	}
 	nv := synthVerifier(t, h, Options{ChainCacheSize: -1})
-	if nv.cache != nil || nv.cache.len() != 0 {
+	if nv.cache != nil || nv.cache.Len() != 0 {
 		t.Error("negative size must disable the cache")
 	}
 }

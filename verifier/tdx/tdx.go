@@ -51,8 +51,9 @@ import (
 	"log/slog"
 	"maps"
 	"math/big"
-	"sync"
 	"time"
+
+	"github.com/sigil-attestation/sigil/internal/fifo"
 
 	_ "embed"
 
@@ -165,7 +166,7 @@ type Verifier struct {
 	offline    bool
 	revocation RevocationChecker
 	log        *slog.Logger
-	cache      *chainCache
+	cache      *fifo.Cache[[32]byte, *verifiedChain]
 }
 
 var _ verifier.Verifier = (*Verifier)(nil)
@@ -212,7 +213,7 @@ func New(opts Options) (*Verifier, error) {
 		size = 64
 	}
 	if size > 0 {
-		v.cache = newChainCache(size)
+		v.cache = fifo.New[[32]byte, *verifiedChain](size)
 	}
 	return v, nil
 }
@@ -418,13 +419,13 @@ type verifiedChain struct {
 func (v *Verifier) verifyChain(ctx context.Context, chainPEM []byte) (*verifiedChain, error) {
 	now := v.now()
 	key := sha256.Sum256(chainPEM)
-	vc := v.cache.get(key)
+	vc, _ := v.cache.Get(key)
 	if vc == nil {
 		var err error
 		if vc, err = v.buildChain(chainPEM, now); err != nil {
 			return nil, err
 		}
-		v.cache.put(key, vc)
+		v.cache.Put(key, vc)
 	} else if now.Before(vc.notBefore) || now.After(vc.notAfter) {
 		return nil, fmt.Errorf("%w: certificate not valid at %s (chain valid %s to %s)", ErrPCKChain,
 			now.UTC().Format(time.RFC3339), vc.notBefore.UTC().Format(time.RFC3339), vc.notAfter.UTC().Format(time.RFC3339))
@@ -495,54 +496,6 @@ func (v *Verifier) buildChain(chainPEM []byte, now time.Time) (*verifiedChain, e
 		}
 	}
 	return vc, nil
-}
-
-// chainCache is a bounded map of verified chains with FIFO eviction. A nil
-// *chainCache caches nothing.
-type chainCache struct {
-	mu    sync.Mutex
-	max   int
-	m     map[[32]byte]*verifiedChain
-	order [][32]byte
-}
-
-func newChainCache(max int) *chainCache {
-	return &chainCache{max: max, m: make(map[[32]byte]*verifiedChain, max)}
-}
-
-func (c *chainCache) get(k [32]byte) *verifiedChain {
-	if c == nil {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[k]
-}
-
-func (c *chainCache) put(k [32]byte, vc *verifiedChain) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[k]; ok {
-		return
-	}
-	for len(c.order) >= c.max {
-		delete(c.m, c.order[0])
-		c.order = c.order[1:]
-	}
-	c.m[k] = vc
-	c.order = append(c.order, k)
-}
-
-func (c *chainCache) len() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
 }
 
 // rootKeyID is SHA-384 of the trusted root's uncompressed public key, as

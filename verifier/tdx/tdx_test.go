@@ -355,8 +355,8 @@ func TestVerifyClockAndRoots(t *testing.T) {
 	if _, err := v.VerifyQuote(ctx, raw); err != nil {
 		t.Fatalf("2025: %v", err)
 	}
-	if v.cache.len() != 1 {
-		t.Errorf("cache size %d", v.cache.len())
+	if v.cache.Len() != 1 {
+		t.Errorf("cache size %d", v.cache.Len())
 	}
 	// The cached chain must still be checked against the clock.
 	set(time.Date(2030, 3, 1, 0, 0, 0, 0, time.UTC))
@@ -379,13 +379,13 @@ func TestChainCacheBounded(t *testing.T) {
 		if _, err := v.VerifyQuote(ctx, readTestdata(t, f)); err != nil {
 			t.Fatal(err)
 		}
-		if n := v.cache.len(); n != 1 {
+		if n := v.cache.Len(); n != 1 {
 			t.Fatalf("cache holds %d chains, bound 1", n)
 		}
 	}
 	nc := newVerifier(t, Options{Now: fixed(clock6), ChainCacheSize: -1})
-	if _, err := nc.VerifyQuote(ctx, readTestdata(t, "tdx_quote_6.dat")); err != nil || nc.cache.len() != 0 {
-		t.Fatalf("no-cache verifier: err %v, cached %d", err, nc.cache.len())
+	if _, err := nc.VerifyQuote(ctx, readTestdata(t, "tdx_quote_6.dat")); err != nil || nc.cache.Len() != 0 {
+		t.Fatalf("no-cache verifier: err %v, cached %d", err, nc.cache.Len())
 	}
 }
 
