@@ -212,9 +212,7 @@ func New(opts Options) (*Verifier, error) {
 	if size == 0 {
 		size = 64
 	}
-	if size > 0 {
-		v.cache = fifo.New[[32]byte, *verifiedChain](size)
-	}
+	v.cache = fifo.New[[32]byte, *verifiedChain](size) // nil (no cache) when negative
 	return v, nil
 }
 
