@@ -335,6 +335,7 @@ func TestNVIDIATokenSize(t *testing.T) {
 		if len(subs) != 13 || subs["switch3"] == nil || subs["gpu7"] == nil {
 			t.Fatalf("submodules: %d", len(subs))
 		}
+		t.Logf("verbose_token=%v: %d submodules, token %d bytes", verbose, len(subs), len(tok))
 		if !verbose && len(tok) > 64<<10 {
 			t.Fatalf("token of %d bytes exceeds 64 KiB", len(tok))
 		}
