@@ -49,3 +49,11 @@ type Backend interface {
 	Namespace(ctx context.Context, name string) (Store, error)
 	Close() error
 }
+
+// VolatileOpener is an optional capability of a Backend: a namespace whose
+// writes stay atomic but need not survive a crash (no fsync). The KBS keeps
+// RCAR sessions, which live minutes, in such a namespace when the backend
+// offers one; losing them only makes guests attest again.
+type VolatileOpener interface {
+	VolatileNamespace(ctx context.Context, name string) (Store, error)
+}

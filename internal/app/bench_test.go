@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"net/http"
-	"runtime"
 	"testing"
 	"time"
 
@@ -16,8 +15,17 @@ import (
 // get-resource, fresh guest and TEE key each time) over loopback HTTP,
 // client and server in this process.
 func BenchmarkFlow(b *testing.B) {
+	benchFlow(b, kbsOpts{topTOML: `session_storage_type = "Memory"`})
+}
+
+// BenchmarkFlowLocalFsSessions: the same with sessions on LocalFs, as a
+// Trustee config without session_storage_type gives (volatile namespace:
+// atomic writes without fsync).
+func BenchmarkFlowLocalFsSessions(b *testing.B) { benchFlow(b, kbsOpts{}) }
+
+func benchFlow(b *testing.B, o kbsOpts) {
 	ctx := context.Background()
-	k := startKBS(b, kbsOpts{topTOML: `session_storage_type = "Memory"`})
+	k := startKBS(b, o)
 	a, _ := client.NewAdmin(k.URL, k.token(b), client.Options{})
 	if err := a.SetResource(ctx, secretPath, []byte("bench-secret")); err != nil {
 		b.Fatal(err)
@@ -43,13 +51,3 @@ func BenchmarkFlow(b *testing.B) {
 		}
 	})
 }
-
-// BenchmarkSessionHeap reports the heap held per live (authed) session
-// with the in-memory session store.
-func BenchmarkSessionHeap(b *testing.B) {
-	k := startKBS(b, kbsOpts{extraTOML: ""})
-	_ = k
-	b.Skip("replaced by TestSessionHeap figures")
-}
-
-var _ = runtime.GC

@@ -91,7 +91,9 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		}
 	}()
 	ns := func(typ config.StorageType, name string) (storage.Store, error) {
-		s, err := stores.namespace(ctx, typ, name)
+		// Sessions live minutes: atomic writes suffice, durability is not
+		// worth a disk sync per request.
+		s, err := stores.namespace(ctx, typ, name, name == storage.NamespaceSession)
 		if err != nil {
 			return nil, fmt.Errorf("storage namespace %s: %w", name, err)
 		}

@@ -36,7 +36,10 @@ type backends struct {
 	open map[config.StorageType]storage.Backend
 }
 
-func (b *backends) namespace(ctx context.Context, typ config.StorageType, ns string) (storage.Store, error) {
+// namespace opens ns on the backend of type typ. volatile asks for a
+// namespace whose writes need not survive a crash (sessions), when the
+// backend offers one (storage.VolatileOpener).
+func (b *backends) namespace(ctx context.Context, typ config.StorageType, ns string, volatile bool) (storage.Store, error) {
 	if typ == "" {
 		typ = b.sb.StorageType
 	}
@@ -47,6 +50,9 @@ func (b *backends) namespace(ctx context.Context, typ config.StorageType, ns str
 			return nil, err
 		}
 		b.open[typ] = be
+	}
+	if vo, ok := be.(storage.VolatileOpener); ok && volatile {
+		return vo.VolatileNamespace(ctx, ns)
 	}
 	return be.Namespace(ctx, ns)
 }

@@ -43,7 +43,10 @@ type Backend struct {
 	dir string
 }
 
-var _ storage.Backend = (*Backend)(nil)
+var (
+	_ storage.Backend        = (*Backend)(nil)
+	_ storage.VolatileOpener = (*Backend)(nil)
+)
 
 // New returns a backend rooted at dir, creating dir (mode 0700) if needed.
 // A relative dir is used as given, i.e. relative to the working directory.
@@ -68,8 +71,20 @@ func New(dir string) (*Backend, error) {
 func (b *Backend) Dir() string { return b.dir }
 
 // Namespace returns the store for <dir>/<name>, creating the directory.
-// name must match [A-Za-z0-9._-]+ and not be "." or "..".
+// name must match [A-Za-z0-9._-]+ and not be "." or "..". Writes are atomic
+// and durable (fsynced file and directory).
 func (b *Backend) Namespace(ctx context.Context, name string) (storage.Store, error) {
+	return b.namespace(ctx, name, true)
+}
+
+// VolatileNamespace is Namespace without fsync: writes are still atomic
+// (temporary file and rename), but the latest ones may be lost in a crash.
+// It implements storage.VolatileOpener.
+func (b *Backend) VolatileNamespace(ctx context.Context, name string) (storage.Store, error) {
+	return b.namespace(ctx, name, false)
+}
+
+func (b *Backend) namespace(ctx context.Context, name string, durable bool) (storage.Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -80,14 +95,15 @@ func (b *Backend) Namespace(ctx context.Context, name string) (storage.Store, er
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("localfs: create namespace %s: %w", dir, err)
 	}
-	return &store{dir: dir}, nil
+	return &store{dir: dir, durable: durable}, nil
 }
 
 // Close is a no-op: the backend holds no open files between calls.
 func (b *Backend) Close() error { return nil }
 
 type store struct {
-	dir string
+	dir     string
+	durable bool // fsync files and the directory
 }
 
 // ValidKey reports whether key is representable by this backend.
@@ -206,7 +222,7 @@ func (s *store) Create(ctx context.Context, key string, value []byte) error {
 	default:
 		// File systems without hard links: fall back to O_EXCL, which is
 		// still exclusive but exposes the file while it is being written.
-		if err := createExclusive(p, value); err != nil {
+		if err := createExclusive(p, value, s.durable); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("localfs: create %q: %w", key, storage.ErrExists)
 			}
@@ -216,7 +232,7 @@ func (s *store) Create(ctx context.Context, key string, value []byte) error {
 	}
 }
 
-func createExclusive(p string, value []byte) error {
+func createExclusive(p string, value []byte, durable bool) error {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
 		return err
@@ -226,10 +242,12 @@ func createExclusive(p string, value []byte) error {
 		_ = os.Remove(p)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		_ = os.Remove(p)
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			_ = os.Remove(p)
+			return err
+		}
 	}
 	return f.Close()
 }
@@ -293,8 +311,10 @@ func (s *store) writeTemp(value []byte) (string, error) {
 	if _, err := f.Write(value); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
+	if s.durable {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		_ = os.Remove(name)
@@ -305,6 +325,9 @@ func (s *store) writeTemp(value []byte) (string, error) {
 
 // syncDir makes a rename, link or unlink in the namespace directory durable.
 func (s *store) syncDir() error {
+	if !s.durable {
+		return nil
+	}
 	d, err := os.Open(s.dir)
 	if err != nil {
 		return fmt.Errorf("localfs: sync %s: %w", s.dir, err)

@@ -28,8 +28,45 @@ func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Backend { return newBackend(t) })
 }
 
+// volatileBackend serves every namespace through VolatileNamespace, so the
+// conformance suite checks the no-fsync stores too.
+type volatileBackend struct{ *localfs.Backend }
+
+func (v volatileBackend) Namespace(ctx context.Context, name string) (storage.Store, error) {
+	return v.VolatileNamespace(ctx, name)
+}
+
+func TestConformanceVolatile(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Backend { return volatileBackend{newBackend(t)} })
+}
+
+// TestVolatileSameLayout: a volatile namespace writes the same files, so a
+// durable store (or Trustee) reads them.
+func TestVolatileSameLayout(t *testing.T) {
+	ctx := context.Background()
+	b := newBackend(t)
+	v, err := b.VolatileNamespace(ctx, "kbs_protocol_session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Set(ctx, "a/b", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := b.Namespace(ctx, "kbs_protocol_session")
+	if got, err := d.Get(ctx, "a/b"); err != nil || string(got) != "x" {
+		t.Fatalf("durable view: %q %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(b.Dir(), "kbs_protocol_session", `a\x2Fb`)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func BenchmarkLocalFs(b *testing.B) {
 	storagetest.RunBenchmarks(b, func(b *testing.B) storage.Backend { return newBackend(b) })
+}
+
+func BenchmarkLocalFsVolatile(b *testing.B) {
+	storagetest.RunBenchmarks(b, func(b *testing.B) storage.Backend { return volatileBackend{newBackend(b)} })
 }
 
 // TestReadsTrusteeTree reads a directory laid out as Trustee's KBS writes it.
