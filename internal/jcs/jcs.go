@@ -113,42 +113,12 @@ func appendValue(dst []byte, v any, depth int) ([]byte, error) {
 		if x == nil {
 			return append(dst, "null"...), nil
 		}
-		keys := sortedKeys(x)
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var err error
-			if dst, err = appendString(dst, k); err != nil {
-				return dst, err
-			}
-			dst = append(dst, ':')
-			if dst, err = appendValue(dst, x[k], depth+1); err != nil {
-				return dst, err
-			}
-		}
-		return append(dst, '}'), nil
+		return appendObject(dst, x, func(dst []byte, v any) ([]byte, error) { return appendValue(dst, v, depth+1) })
 	case map[string]string:
 		if x == nil {
 			return append(dst, "null"...), nil
 		}
-		keys := sortedKeys(x)
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var err error
-			if dst, err = appendString(dst, k); err != nil {
-				return dst, err
-			}
-			dst = append(dst, ':')
-			if dst, err = appendString(dst, x[k]); err != nil {
-				return dst, err
-			}
-		}
-		return append(dst, '}'), nil
+		return appendObject(dst, x, appendString)
 	case []any:
 		if x == nil {
 			return append(dst, "null"...), nil
@@ -185,6 +155,26 @@ func appendValue(dst []byte, v any, depth int) ([]byte, error) {
 		return dst, fmt.Errorf("%w: %w", ErrUnsupportedValue, err)
 	}
 	return appendCanonical(dst, raw)
+}
+
+// appendObject encodes m with its keys in canonical order, each value by
+// appendVal.
+func appendObject[V any](dst []byte, m map[string]V, appendVal func([]byte, V) ([]byte, error)) ([]byte, error) {
+	dst = append(dst, '{')
+	for i, k := range sortedKeys(m) {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		if dst, err = appendString(dst, k); err != nil {
+			return dst, err
+		}
+		dst = append(dst, ':')
+		if dst, err = appendVal(dst, m[k]); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
