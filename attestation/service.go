@@ -21,6 +21,7 @@ import (
 	"github.com/sigil-attestation/sigil/ear"
 	"github.com/sigil-attestation/sigil/initdata"
 	"github.com/sigil-attestation/sigil/internal/jcs"
+	"github.com/sigil-attestation/sigil/internal/strictjson"
 	"github.com/sigil-attestation/sigil/policy"
 	"github.com/sigil-attestation/sigil/protocol"
 	"github.com/sigil-attestation/sigil/storage"
@@ -56,6 +57,11 @@ type Request struct {
 	HashAlgorithm string
 	// Explain asks the policy engine to record which rule set each claim.
 	Explain bool
+	// AllowDevicePrimary lets a device TEE (nvidia, ...) be the primary
+	// evidence. Only the offline `sigil evaluate` tool sets it, to appraise
+	// a GPU report on its own; the KBS and the attestation APIs never do,
+	// since a token without a CPU submodule must not unlock secrets.
+	AllowDevicePrimary bool
 }
 
 // RuntimeData is the data the evidence must be bound to.
@@ -130,7 +136,14 @@ var (
 	ErrPolicyNotFound = errors.New("attestation policy not found")
 	ErrEvidence       = errors.New("evidence verification failed")
 	ErrBadRequest     = errors.New("invalid attestation request")
+	// ErrDevicePrimary: the primary evidence must come from a CPU TEE (the
+	// TEE that holds the key resources are encrypted to); device evidence
+	// belongs in additional_evidence.
+	ErrDevicePrimary = errors.New("primary evidence is not from a CPU TEE")
 )
+
+// cpuClass is the class of CPU TEE results (submodules cpu0, cpu1, …).
+const cpuClass = "cpu"
 
 // New creates a Service and stores the embedded default policies under ids
 // that do not exist yet (existing policies are never overwritten).
@@ -241,6 +254,7 @@ type unit struct {
 	evidence []byte
 	rd       map[string]any // structured runtime data, nil if raw/none
 	expected verifier.Expected
+	primary  bool // the primary evidence: it must come from a CPU TEE
 }
 
 // Evaluate verifies all evidence of req, appraises each result with its
@@ -267,6 +281,9 @@ func (s *Service) Evaluate(ctx context.Context, req *Request) (*Result, error) {
 			return nil, fmt.Errorf("%w: %s: %w", ErrEvidence, u.tee, err)
 		}
 		for _, r := range results {
+			if u.primary && r.Class != cpuClass {
+				return nil, fmt.Errorf("%w: %s evidence produced class %q", ErrDevicePrimary, u.tee, r.Class)
+			}
 			input := s.transformClaims(u, r.Claims, doc)
 			id := policyID + "_" + r.Class
 			p, err := s.policyFor(ctx, id)
@@ -328,7 +345,10 @@ func (s *Service) prepare(req *Request) ([]unit, *initdata.Document, error) {
 	case req.InitDataDigest != nil:
 		exp.InitDataDigest = req.InitDataDigest
 	}
-	primary := unit{tee: req.Tee, evidence: req.Evidence, expected: exp}
+	if protocol.IsDeviceTee(req.Tee) && !req.AllowDevicePrimary {
+		return nil, nil, fmt.Errorf("%w: %s", ErrDevicePrimary, req.Tee)
+	}
+	primary := unit{tee: req.Tee, evidence: req.Evidence, expected: exp, primary: !req.AllowDevicePrimary}
 	var deviceDigest []byte
 	switch rd := req.RuntimeData; {
 	case rd.Raw != nil:
@@ -348,8 +368,10 @@ func (s *Service) prepare(req *Request) ([]unit, *initdata.Document, error) {
 	}
 	units := []unit{primary}
 	if req.AdditionalEvidence != "" {
+		// Strict: with a duplicated tee key encoding/json would keep only
+		// the last entry, and the earlier evidence would go unverified.
 		var extra map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(req.AdditionalEvidence), &extra); err != nil {
+		if err := strictjson.Unmarshal([]byte(req.AdditionalEvidence), &extra); err != nil {
 			return nil, nil, fmt.Errorf("%w: additional_evidence is not a JSON object: %v", ErrBadRequest, err)
 		}
 		if len(extra) > maxAdditionalDevices {
@@ -357,6 +379,9 @@ func (s *Service) prepare(req *Request) ([]unit, *initdata.Document, error) {
 		}
 		tees := make([]string, 0, len(extra))
 		for tee := range extra {
+			if !protocol.IsDeviceTee(tee) {
+				return nil, nil, fmt.Errorf("%w: additional_evidence holds %q, which is not a device TEE", ErrBadRequest, tee)
+			}
 			tees = append(tees, tee)
 		}
 		slices.Sort(tees)

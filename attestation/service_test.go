@@ -168,7 +168,17 @@ func TestEvaluateRejects(t *testing.T) {
 			r.AdditionalEvidence = `{"quantum":{}}`
 			r.RuntimeData.Primary["additional-evidence"] = r.AdditionalEvidence
 			r.Evidence = evidence("1", digest(t, r.RuntimeData.Primary))
-		}, attestation.ErrUnknownTee},
+		}, attestation.ErrBadRequest},
+		{"cpu tee as additional evidence", func(r *attestation.Request) {
+			r.AdditionalEvidence = `{"snp":{}}`
+			r.RuntimeData.Primary["additional-evidence"] = r.AdditionalEvidence
+			r.Evidence = evidence("1", digest(t, r.RuntimeData.Primary))
+		}, attestation.ErrBadRequest},
+		{"duplicate additional evidence tee", func(r *attestation.Request) {
+			r.AdditionalEvidence = `{"nvidia":{},"nvidia":{}}`
+			r.RuntimeData.Primary["additional-evidence"] = r.AdditionalEvidence
+			r.Evidence = evidence("1", digest(t, r.RuntimeData.Primary))
+		}, attestation.ErrBadRequest},
 		{"additional evidence not an object", func(r *attestation.Request) { r.AdditionalEvidence = `[1]` }, attestation.ErrBadRequest},
 		{"bad hash", func(r *attestation.Request) { r.HashAlgorithm = "md5" }, attestation.ErrBadRequest},
 		{"bad init-data", func(r *attestation.Request) { r.InitDataTOML = []byte("version = 1") }, attestation.ErrBadRequest},

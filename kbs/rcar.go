@@ -54,6 +54,10 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) *Error {
 		s.metrics.authErrors.Inc()
 		return errAttestAuth(fmt.Errorf("KBS Client Protocol Version Mismatch: expect =%s while the request is %s", protocol.Version, req.Version))
 	}
+	if protocol.IsDeviceTee(req.Tee) {
+		s.metrics.authErrors.Inc()
+		return errAttestAuth(errDeviceTee(req.Tee))
+	}
 	var nonce [32]byte
 	if _, err := io.ReadFull(s.cfg.Rand, nonce[:]); err != nil {
 		s.metrics.authErrors.Inc()
@@ -101,6 +105,12 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) *Error {
 		s.setCookie(w, sess)
 		writeJSON(w, protocol.AttestResponse{Token: sess.Token})
 		return nil
+	}
+	if protocol.IsDeviceTee(sess.Request.Tee) {
+		// Refused at /auth; a session written by another replica is
+		// checked again.
+		s.metrics.attestErrors.Inc()
+		return errAttest(errDeviceTee(sess.Request.Tee))
 	}
 	if att.RuntimeData.Nonce != sess.Challenge.Nonce {
 		s.metrics.attestErrors.Inc()
@@ -156,6 +166,12 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) *Error {
 	s.setCookie(w, attested)
 	writeJSON(w, protocol.AttestResponse{Token: res.Token})
 	return nil
+}
+
+// errDeviceTee explains why a device TEE cannot be the primary evidence.
+func errDeviceTee(tee string) error {
+	return fmt.Errorf("tee %q is a device TEE and cannot be the primary evidence: attest with the CPU TEE "+
+		"(tdx, snp, az-snp-vtpm, …) and send device evidence in tee-evidence.additional_evidence", tee)
 }
 
 // tokenDigest identifies a token in logs without revealing it.

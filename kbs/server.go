@@ -213,6 +213,22 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		parts = parts[1:]
 	}
 	var err *Error
+	if builtinEndpoint(plugin, r.Method) {
+		// Built-in endpoints take no trailing segments (reference-value GET
+		// takes an id). Ignoring extra segments would let an ACL regex
+		// scoped to /kbs/v0/reference-value/<id> authorize a POST that
+		// registers reference values.
+		wantID := plugin == "reference-value" && r.Method == http.MethodGet
+		switch {
+		case wantID && len(parts) == 0:
+			s.fail(w, r, newError(VariantInvalidRequestPath, "Invalid Request Path", errors.New("GET reference-value needs an id")))
+			return
+		case !wantID && len(parts) > 0:
+			s.fail(w, r, newError(VariantInvalidRequestPath, "Invalid Request Path",
+				fmt.Errorf("%s %s takes no trailing path segments", r.Method, plugin)))
+			return
+		}
+	}
 	switch {
 	case plugin == "auth" && r.Method == http.MethodPost:
 		err = s.handleAuth(w, r)
@@ -234,6 +250,18 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, r, err)
 	}
+}
+
+// builtinEndpoint reports whether plugin + method names one of the KBS's
+// own endpoints (RCAR and admin), which dispatch handles before plugins.
+func builtinEndpoint(plugin, method string) bool {
+	switch plugin {
+	case "auth", "attest", "attestation-policy":
+		return method == http.MethodPost
+	case "reference-value", "resource-policy":
+		return method == http.MethodPost || method == http.MethodGet
+	}
+	return false
 }
 
 // splitPath splits the escaped path after /kbs/v0/ into unescaped segments.

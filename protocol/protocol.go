@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/sigil-attestation/sigil/internal/strictjson"
 )
 
 // Version is the only protocol version Sigil's KBS accepts.
@@ -43,6 +45,18 @@ var knownTees = map[string]bool{
 // IsKnownTee reports whether name is a tee name of the protocol.
 func IsKnownTee(name string) bool { return knownTees[name] }
 
+// IsDeviceTee reports whether name is a device TEE (a GPU, DCU, DPU or
+// their sample stand-in). A device's evidence attests the device, not the
+// confidential VM that holds the TEE key, so it may only appear in
+// additional_evidence, never as the primary evidence of /auth and /attest.
+func IsDeviceTee(name string) bool {
+	switch name {
+	case TeeNvidia, TeeSampleDevice, TeeHygonDcu, "nvidia-dpu":
+		return true
+	}
+	return false
+}
+
 // Request is the body of POST /kbs/v0/auth.
 type Request struct {
 	Version     string          `json:"version"`
@@ -57,7 +71,7 @@ func (r *Request) UnmarshalJSON(b []byte) error {
 		Tee         *string         `json:"tee"`
 		ExtraParams json.RawMessage `json:"extra-params"`
 	}
-	if err := json.Unmarshal(b, &raw); err != nil {
+	if err := strictjson.Unmarshal(b, &raw); err != nil {
 		return err
 	}
 	switch {
@@ -115,7 +129,7 @@ func (a *Attestation) UnmarshalJSON(b []byte) error {
 		RuntimeData json.RawMessage `json:"runtime-data"`
 		TeeEvidence json.RawMessage `json:"tee-evidence"`
 	}
-	if err := json.Unmarshal(b, &raw); err != nil {
+	if err := strictjson.Unmarshal(b, &raw); err != nil {
 		return err
 	}
 	if isNull(raw.RuntimeData) {
@@ -128,7 +142,7 @@ func (a *Attestation) UnmarshalJSON(b []byte) error {
 		Nonce     *string         `json:"nonce"`
 		TeePubKey json.RawMessage `json:"tee-pubkey"`
 	}
-	if err := json.Unmarshal(raw.RuntimeData, &rd); err != nil {
+	if err := strictjson.Unmarshal(raw.RuntimeData, &rd); err != nil {
 		return fmt.Errorf("runtime-data: %w", err)
 	}
 	if rd.Nonce == nil {
@@ -138,14 +152,14 @@ func (a *Attestation) UnmarshalJSON(b []byte) error {
 		return errors.New("runtime-data: missing field `tee-pubkey`")
 	}
 	var key TeePubKey
-	if err := json.Unmarshal(rd.TeePubKey, &key); err != nil {
+	if err := strictjson.Unmarshal(rd.TeePubKey, &key); err != nil {
 		return fmt.Errorf("runtime-data: tee-pubkey: %w", err)
 	}
 	var ev struct {
 		Primary    json.RawMessage `json:"primary_evidence"`
 		Additional *string         `json:"additional_evidence"`
 	}
-	if err := json.Unmarshal(raw.TeeEvidence, &ev); err != nil {
+	if err := strictjson.Unmarshal(raw.TeeEvidence, &ev); err != nil {
 		return fmt.Errorf("tee-evidence: %w", err)
 	}
 	if ev.Primary == nil {
@@ -190,7 +204,16 @@ type Response struct {
 }
 
 // DecodePolicy decodes a policy as the admin API carries it: base64url
-// without padding (padded input is tolerated).
+// without padding. Like Trustee's decoder, it refuses padding, characters
+// outside the URL-safe alphabet, line breaks and non-zero trailing bits.
 func DecodePolicy(s string) ([]byte, error) {
-	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	// Go's decoder skips CR and LF anywhere in the input; Rust's does not.
+	if strings.ContainsAny(s, "\r\n=") {
+		return nil, errors.New("policy must be unpadded base64url (RFC 4648 §5) without line breaks")
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("policy is not unpadded base64url: %w", err)
+	}
+	return b, nil
 }

@@ -115,3 +115,67 @@ func FuzzAttestation(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodePolicy(t *testing.T) {
+	text := "package policy\ndefault allow := false\n" // 39 bytes: encodes with a partial last quantum
+	good := "cGFja2FnZSBwb2xpY3kKZGVmYXVsdCBhbGxvdyA6PSBmYWxzZQo"
+	if b, err := DecodePolicy(good); err != nil || string(b) != text {
+		t.Fatalf("DecodePolicy(good) = %q, %v", b, err)
+	}
+	for name, in := range map[string]string{
+		"padded":          good + "=",
+		"standard alpha":  "a+b/",
+		"invalid char":    "cGFja2FnZ!",
+		"line break":      good[:20] + "\n" + good[20:],
+		"carriage return": good[:20] + "\r" + good[20:],
+		"space":           good[:20] + " " + good[20:],
+		"trailing bits":   "cGFja2FnZSBwb2xpY3kKZGVmYXVsdCBhbGxvdyA6PSBmYWxzZQp", // last char has non-zero unused bits
+		"impossible len":  "a",
+	} {
+		if b, err := DecodePolicy(in); err == nil {
+			t.Errorf("%s: DecodePolicy(%q) = %q, want an error", name, in, b)
+		}
+	}
+}
+
+func TestStrictJSON(t *testing.T) {
+	att := func(inner string) string {
+		return `{"runtime-data":{"nonce":"n","tee-pubkey":{"kty":"EC","crv":"P-256","alg":"ECDH-ES+A256KW","x":"x","y":"y"}},"tee-evidence":{"primary_evidence":{},"additional_evidence":""}` + inner + `}`
+	}
+	cases := []struct {
+		name, body string
+		into       any
+	}{
+		{"request wrong case", `{"Version":"0.4.0","TEE":"sample","extra-params":""}`, &Request{}},
+		{"request duplicate tee", `{"version":"0.4.0","tee":"tdx","tee":"sample","extra-params":""}`, &Request{}},
+		{"request invalid utf8", "{\"version\":\"0.4.0\",\"tee\":\"sample\",\"extra-params\":\"\xff\"}", &Request{}},
+		{"request lone surrogate", `{"version":"0.4.0","tee":"sample","extra-params":"\ud800"}`, &Request{}},
+		{"attestation duplicate nonce", `{"runtime-data":{"nonce":"a","nonce":"b","tee-pubkey":{"kty":"RSA","alg":"RSA-OAEP-256","n":"x","e":"AQAB"}},"tee-evidence":{"primary_evidence":{},"additional_evidence":""}}`, &Attestation{}},
+		{"attestation wrong case", `{"Runtime-Data":{"nonce":"n"},"runtime-data":{"nonce":"n","tee-pubkey":{"kty":"RSA","alg":"RSA-OAEP-256","n":"x","e":"AQAB"}},"tee-evidence":{"primary_evidence":{},"additional_evidence":""}}`, &Attestation{}},
+		{"attestation nested wrong case", `{"runtime-data":{"Nonce":"n","nonce":"n","tee-pubkey":{"kty":"RSA","alg":"RSA-OAEP-256","n":"x","e":"AQAB"}},"tee-evidence":{"primary_evidence":{},"additional_evidence":""}}`, &Attestation{}},
+		{"duplicate in evidence", att(`,"x":{"svn":"1","svn":"2"}`), &Attestation{}},
+		{"duplicate in primary evidence", `{"runtime-data":{"nonce":"n","tee-pubkey":{"kty":"RSA","alg":"RSA-OAEP-256","n":"x","e":"AQAB"}},"tee-evidence":{"primary_evidence":{"svn":"1","svn":"2"},"additional_evidence":""}}`, &Attestation{}},
+		{"duplicate top-level member", att(`,"init-data":null,"init-data":{"format":"toml","body":""}`), &Attestation{}},
+		{"init-data wrong case", att(`,"init-data":{"Format":"toml","body":""}`), &Attestation{}},
+		{"jwk duplicate kty", `{"kty":"EC","kty":"RSA","crv":"P-256","alg":"a","x":"x","y":"y"}`, &TeePubKey{}},
+		{"jwk wrong case only", `{"kty":"EC","Crv":"P-256","alg":"a","x":"x","y":"y"}`, &TeePubKey{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := json.Unmarshal([]byte(c.body), c.into); err == nil {
+				t.Fatalf("accepted %s", c.body)
+			}
+		})
+	}
+}
+
+func TestIsDeviceTee(t *testing.T) {
+	for tee, want := range map[string]bool{
+		TeeNvidia: true, TeeSampleDevice: true, TeeHygonDcu: true, "nvidia-dpu": true,
+		TeeSample: false, TeeTdx: false, TeeSnp: false, TeeAzSnpVtpm: false, TeeTpm: false, TeeSe: false,
+	} {
+		if IsDeviceTee(tee) != want {
+			t.Errorf("IsDeviceTee(%q) = %v", tee, !want)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/sigil-attestation/sigil/internal/strictjson"
 )
 
 // TeePubKey is the public key a TEE generated for receiving secrets. It is a
@@ -65,7 +67,7 @@ func (k TeePubKey) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON parses a JWK tagged by kty and requires the members of that kty.
 func (k *TeePubKey) UnmarshalJSON(b []byte) error {
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := strictjson.Unmarshal(b, &m); err != nil {
 		return err
 	}
 	str := func(name string) (string, error) {

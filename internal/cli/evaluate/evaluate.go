@@ -162,7 +162,7 @@ func evaluate(ctx context.Context, o options) (*Output, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	req := &attestation.Request{Tee: o.tee, Evidence: ev, HashAlgorithm: o.hashAlg, Explain: true}
+	req := &attestation.Request{Tee: o.tee, Evidence: ev, HashAlgorithm: o.hashAlg, Explain: true, AllowDevicePrimary: true}
 	if o.additional != "" {
 		b, err := readFile(o.additional)
 		if err != nil {
