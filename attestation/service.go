@@ -115,6 +115,10 @@ type Config struct {
 	PolicyCacheTTL time.Duration
 	// Now is the clock for PolicyCacheTTL (default time.Now).
 	Now func() time.Time
+	// PolicyOptions bound every appraisal-policy evaluation (deadline, step
+	// and output budgets) and say which builtins policies may call; the
+	// zero value is the secure default (see policy.Options).
+	PolicyOptions policy.Options
 }
 
 // Service evaluates attestation requests. It is safe for concurrent use.
@@ -141,6 +145,21 @@ var (
 	// belongs in additional_evidence.
 	ErrDevicePrimary = errors.New("primary evidence is not from a CPU TEE")
 )
+
+// InvalidPolicyError is a policy refused by SetPolicy or SetPolicyText.
+// Reason says why in words fit for the administrator who sent it (the KBS
+// puts it in the problem detail). It matches ErrBadRequest.
+type InvalidPolicyError struct {
+	ID     string
+	Reason string
+}
+
+func (e *InvalidPolicyError) Error() string {
+	return fmt.Sprintf("%v: policy %q: %s", ErrBadRequest, e.ID, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrBadRequest) hold.
+func (e *InvalidPolicyError) Is(target error) bool { return target == ErrBadRequest }
 
 // cpuClass is the class of CPU TEE results (submodules cpu0, cpu1, …).
 const cpuClass = "cpu"
@@ -172,19 +191,22 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 func (s *Service) SetPolicy(ctx context.Context, id, policyB64 string) error {
 	text, err := protocol.DecodePolicy(policyB64)
 	if err != nil {
-		return fmt.Errorf("%w: policy is not base64url: %v", ErrBadRequest, err)
+		return &InvalidPolicyError{ID: id, Reason: "policy is not base64url: " + err.Error()}
 	}
 	return s.SetPolicyText(ctx, id, string(text))
 }
 
-// SetPolicyText stores a policy given as Rego text after checking that it compiles.
+// SetPolicyText stores a policy given as Rego text after validating it
+// (policy.ValidateAppraisal: it compiles, declares package policy, defines
+// trust_claims with AR4SI claim names only, and calls no disabled builtin).
+// A refused policy is an *InvalidPolicyError.
 func (s *Service) SetPolicyText(ctx context.Context, id, text string) error {
 	if err := validPolicyID(id); err != nil {
 		return err
 	}
-	p, err := policy.CompileAppraisal(id, text)
+	p, err := policy.ValidateAppraisal(id, text, s.cfg.PolicyOptions)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+		return &InvalidPolicyError{ID: id, Reason: strings.TrimPrefix(err.Error(), "policy: ")}
 	}
 	if err := s.cfg.Policies.Set(ctx, id+".rego", []byte(text)); err != nil {
 		return fmt.Errorf("attestation: storing policy %s: %w", id, err)
@@ -209,11 +231,11 @@ func (s *Service) ListPolicies(ctx context.Context) ([]string, error) {
 
 func validPolicyID(id string) error {
 	if id == "" || len(id) > 128 {
-		return fmt.Errorf("%w: policy id must be 1 to 128 characters", ErrBadRequest)
+		return &InvalidPolicyError{ID: id, Reason: "policy id must be 1 to 128 characters"}
 	}
 	for _, r := range id {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
-			return fmt.Errorf("%w: policy id %q may only contain [A-Za-z0-9_.-]", ErrBadRequest, id)
+			return &InvalidPolicyError{ID: id, Reason: "policy id may only contain [A-Za-z0-9_.-]"}
 		}
 	}
 	return nil
@@ -240,7 +262,7 @@ func (s *Service) policyFor(ctx context.Context, id string) (*policy.Appraisal, 
 		s.compiled.Store(id, &compiledPolicy{text: c.text, policy: c.policy, checked: now})
 		return c.policy, nil
 	}
-	p, err := policy.CompileAppraisal(id, string(text))
+	p, err := policy.CompileAppraisalWith(id, string(text), s.cfg.PolicyOptions)
 	if err != nil {
 		return nil, fmt.Errorf("attestation: stored policy %s does not compile: %w", id, err)
 	}

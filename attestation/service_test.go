@@ -16,6 +16,7 @@ import (
 	"github.com/sigil-attestation/sigil/attestation"
 	"github.com/sigil-attestation/sigil/ear"
 	"github.com/sigil-attestation/sigil/internal/jcs"
+	"github.com/sigil-attestation/sigil/policy"
 	"github.com/sigil-attestation/sigil/rvps"
 	"github.com/sigil-attestation/sigil/storage"
 	"github.com/sigil-attestation/sigil/storage/memory"
@@ -242,24 +243,80 @@ func TestPolicyWrittenElsewhere(t *testing.T) {
 func TestSetPolicy(t *testing.T) {
 	ctx := context.Background()
 	f := newService(t, true)
-	good := base64.RawURLEncoding.EncodeToString([]byte("package policy\ntrust_claims := {\"hardware\": 2}\n"))
+	b64 := func(text string) string { return base64.RawURLEncoding.EncodeToString([]byte(text)) }
+	good := b64("package policy\ntrust_claims := {\"hardware\": 2}\n")
 	if err := f.svc.SetPolicy(ctx, "default_cpu", good); err != nil {
 		t.Fatal(err)
 	}
-	for name, c := range map[string]struct{ id, policy string }{
-		"bad base64":    {"default_cpu", "!!"},
-		"bad rego":      {"default_cpu", base64.RawURLEncoding.EncodeToString([]byte("package policy\nx := {"))},
-		"bad id":        {"../../etc", good},
-		"empty id":      {"", good},
-		"unknown claim": {"default_cpu", base64.RawURLEncoding.EncodeToString([]byte("package policy\ntrust_claims := {\"vibes\": 2}\n"))},
-	} {
-		if err := f.svc.SetPolicy(ctx, c.id, c.policy); err == nil && name != "unknown claim" {
-			t.Errorf("%s: accepted", name)
-		}
+	tests := []struct {
+		name, id, policy string
+		reason           string // part of InvalidPolicyError.Reason
+	}{
+		{"bad base64", "default_cpu", "!!", "not base64url"},
+		{"bad rego", "default_cpu", b64("package policy\nx := {"), "parse"},
+		{"bad id", "../../etc", good, "may only contain"},
+		{"empty id", "", good, "1 to 128 characters"},
+		{"unknown claim", "default_cpu", b64("package policy\ntrust_claims := {\"vibes\": 2}\n"), `unknown trust claim "vibes"`},
+		{"no trust_claims", "default_cpu", b64("package policy\nhardware := 2\n"), "defines no trust_claims rule"},
+		{"wrong package", "default_cpu", b64("package kbs\ntrust_claims := {\"hardware\": 2}\n"), "want package policy"},
+		{"http.send", "default_cpu", b64("package policy\nimport rego.v1\ntrust_claims := {\"hardware\": 2} if http.send({\"method\": \"GET\", \"url\": \"http://x/\"}).status_code == 200\n"),
+			"line 3: builtin http.send is disabled"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := f.svc.SetPolicy(ctx, tt.id, tt.policy)
+			ipe, ok := errors.AsType[*attestation.InvalidPolicyError](err)
+			if !ok || !strings.Contains(ipe.Reason, tt.reason) {
+				t.Fatalf("err = %v, want an InvalidPolicyError with reason containing %q", err, tt.reason)
+			}
+			if !errors.Is(err, attestation.ErrBadRequest) {
+				t.Errorf("%v does not match ErrBadRequest", err)
+			}
+		})
 	}
 	ids, _ := f.svc.ListPolicies(ctx)
 	if strings.Join(ids, ",") != "default_cpu,default_gpu,default_ppcie,default_switch" {
 		t.Fatalf("ids %v", ids)
+	}
+}
+
+// TestPolicyLimits: an appraisal policy that would build a huge range fails
+// the attestation quickly with policy.ErrLimitExceeded; Config.PolicyOptions
+// reach the compiled policies.
+func TestPolicyLimits(t *testing.T) {
+	ctx := context.Background()
+	f := newService(t, true)
+	slow := base64.RawURLEncoding.EncodeToString([]byte("package policy\nimport rego.v1\ndefault hardware := 97\nhardware := 2 if count(numbers.range(1, 3e6)) > 0\ntrust_claims := {\"hardware\": hardware}\n"))
+	if err := f.svc.SetPolicy(ctx, "default_cpu", slow); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := f.svc.Evaluate(ctx, request(t, false))
+	if !errors.Is(err, policy.ErrLimitExceeded) {
+		t.Fatalf("err = %v, want ErrLimitExceeded", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("took %v", d)
+	}
+
+	be := memory.New()
+	pol, _ := be.Namespace(ctx, storage.NamespaceASPolicy)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	broker, _ := ear.NewBroker(ear.BrokerConfig{Signer: key})
+	svc, err := attestation.New(ctx, attestation.Config{
+		Verifiers: map[string]verifier.Verifier{"sample": sample.New()},
+		Policies:  pol, Broker: broker,
+		PolicyOptions: policy.Options{AllowNetwork: true, Limits: policy.Limits{MaxSteps: 10}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := base64.RawURLEncoding.EncodeToString([]byte("package policy\nimport rego.v1\ntrust_claims := {\"hardware\": 2} if count([x | some x in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]) > 0\nx if http.send({}).status_code == 200\n"))
+	if err := svc.SetPolicy(ctx, "default_cpu", net); err != nil {
+		t.Fatalf("AllowNetwork: %v", err)
+	}
+	if _, err := svc.Evaluate(ctx, request(t, false)); !errors.Is(err, policy.ErrLimitExceeded) {
+		t.Fatalf("MaxSteps 10: err = %v", err)
 	}
 }
 

@@ -23,8 +23,8 @@
 //     for an integer and "true"/"false" for a boolean.
 //   - Environment overrides (POSTGRES_URL, REDIS_URL) are read through the
 //     getenv function passed to Load/Parse, never from the process directly.
-//   - Sigil-specific settings live under [sigil]; they are kept verbatim in
-//     Sigil.Extra and never warned about.
+//   - Sigil-specific settings live under [sigil] (type Sigil); unknown keys
+//     there are warned about like anywhere else.
 package config
 
 import (
@@ -484,10 +484,49 @@ type SamplePlugin struct {
 	Item string
 }
 
-// Sigil holds Sigil-only settings from [sigil], kept as parsed.
+// Sigil holds the Sigil-only settings of [sigil] (Trustee ignores the
+// table). Zero values mean the documented default; unknown keys are warned
+// about like anywhere else.
 type Sigil struct {
-	Extra map[string]any
+	// HeaderLimitKiB: header_limit_kib, the request-header budget of one
+	// request (16..16384; 0 → 512 KiB).
+	HeaderLimitKiB int
+	// OfflineCollateral: offline_collateral; unreachable vendor collateral
+	// gives "Unknown" claims instead of failing verification.
+	OfflineCollateral bool
+	// CollateralDir: collateral_dir, an offline collateral store.
+	CollateralDir string
+	// NVIDIA vendor services and roots: nvidia_rim_url, nvidia_ocsp_url,
+	// nvidia_service_key, nvidia_device_roots, nvidia_rim_roots (PEM files).
+	NVIDIARIMURL, NVIDIAOCSPURL, NVIDIAServiceKey string
+	NVIDIADeviceRoots, NVIDIARIMRoots             string
+	// SNPCheckCRL: snp_check_crl (default true), the ASK/ASVK revocation check.
+	SNPCheckCRL bool
+	// MaxConnections: max_connections (default 4096).
+	MaxConnections int
+	// HeaderBudgetMiB: header_budget_mib, header bytes above 16 KiB per
+	// connection that all unfinished requests may hold together (default 64).
+	HeaderBudgetMiB int
+	// IdleTimeoutSec: idle_timeout_s, keep-alive idle timeout (default 30).
+	IdleTimeoutSec int
+	// HeaderTimeoutSec: header_timeout_s, the time a client has to send a
+	// request's headers (default 10).
+	HeaderTimeoutSec int
+	// PolicyTimeoutMs: policy_timeout_ms, the deadline of one policy
+	// evaluation, appraisal or resource (default 2000).
+	PolicyTimeoutMs int
+	// TokenMaxLifetimeMin: token_max_lifetime_min, the longest validity
+	// (exp - iat) accepted for attestation tokens presented to the KBS
+	// (default: attestation_token_broker.duration_min). Raise it for tokens
+	// of another issuer that live longer.
+	TokenMaxLifetimeMin int
+	// PolicyAllowNetwork: policy_allow_network, lets policies call builtins
+	// that reach outside (http.send, net.*, opa.runtime). Default false.
+	PolicyAllowNetwork bool
 }
+
+// DefaultSigil returns the [sigil] defaults.
+func DefaultSigil() Sigil { return Sigil{SNPCheckCRL: true} }
 
 // Default returns the configuration a file with only the required tables
 // would give. [http_server] and [admin] are mandatory in a file; Default
@@ -507,6 +546,7 @@ func Default() *KBS {
 			Builtin: DefaultBuiltinAS(),
 		},
 		StorageBackend: StorageBackend{StorageType: StorageMemory},
+		Sigil:          DefaultSigil(),
 	}
 }
 

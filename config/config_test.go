@@ -210,6 +210,8 @@ func TestTrusteeFixtures(t *testing.T) {
 				k.AttestationService.Builtin.RVPS.Extractors = map[string]any{"swid_extractor": map[string]any{}}
 				k.Plugins = []config.Plugin{resourcePlugin()}
 			}),
+			// Parsed keys without effect are named at startup.
+			warnings: []string{"attestation_service.rvps_config.extractors"},
 		},
 		{
 			file: "configs/coco-as-grpc-1.toml",
@@ -398,7 +400,7 @@ func TestFormats(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s differs from TOML\n got: %s\nwant: %s", f, dump(got), dump(want))
 		}
-		if gk := warningKeys(warnings); !slices.Equal(gk, []string{"attestation_service.extra_key"}) {
+		if gk := warningKeys(warnings); !slices.Equal(gk, []string{"attestation_service.extra_key", "attestation_service.rvps_config.extractors", "http_server.worker_count"}) {
 			t.Errorf("%s warnings = %v", f, warnings)
 		}
 	}
@@ -842,6 +844,8 @@ bearer_header_limit_kib = 256
 		"plugins[0].type",
 		"plugins[1].extra",
 		"policy_engine",
+		"sigil.bearer_header_limit_kib",
+		"sigil.data_dir",
 		"storage_backend.backends.etcd",
 		"storage_backend.backends.local_fs.dir",
 		"top_level_typo",
@@ -856,9 +860,6 @@ bearer_header_limit_kib = 256
 		if w.Key == "attestation_service.work_dir" && !strings.Contains(w.Message, "obsolete") {
 			t.Errorf("work_dir warning = %q; want it marked obsolete", w.Message)
 		}
-	}
-	if k.Sigil.Extra["data_dir"] != "/var/lib/sigil" || k.Sigil.Extra["bearer_header_limit_kib"] != int64(256) {
-		t.Errorf("sigil extra = %#v", k.Sigil.Extra)
 	}
 	if k.AttestationService.Builtin.AttestationTokenBroker.DurationMin != 5 {
 		t.Error("misspelled key must not set the value")
@@ -961,24 +962,41 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// TestVerbatimValuesAcrossFormats checks that values kept as parsed have the
-// same Go types whatever the file format.
-func TestVerbatimValuesAcrossFormats(t *testing.T) {
+// TestSigilAcrossFormats checks that [sigil] settings read the same from
+// every file format, with defaults for what is absent.
+func TestSigilAcrossFormats(t *testing.T) {
 	docs := map[string]string{
-		"toml": validBase + "[sigil]\nn = 3\nf = 1.5\nl = [1, \"a\"]\nt = { x = 2 }\n",
+		"toml": validBase + "[sigil]\nheader_limit_kib = 64\nmax_connections = 100\nsnp_check_crl = false\ncollateral_dir = \"/c\"\npolicy_timeout_ms = 500\n",
 		"json": `{"http_server":{"insecure_http":true},"admin":{"authorization_mode":"DenyAll"},"attestation_token":{"insecure_header_jwk":true},
-"sigil":{"n":3,"f":1.5,"l":[1,"a"],"t":{"x":2}}}`,
+"sigil":{"header_limit_kib":64,"max_connections":100,"snp_check_crl":false,"collateral_dir":"/c","policy_timeout_ms":500}}`,
 		"yaml": "http_server: {insecure_http: true}\nadmin: {authorization_mode: DenyAll}\nattestation_token: {insecure_header_jwk: true}\n" +
-			"sigil:\n  n: 3\n  f: 1.5\n  l: [1, a]\n  t: {x: 2}\n",
+			"sigil:\n  header_limit_kib: 64\n  max_connections: 100\n  snp_check_crl: false\n  collateral_dir: /c\n  policy_timeout_ms: 500\n",
 	}
-	want := map[string]any{"n": int64(3), "f": 1.5, "l": []any{int64(1), "a"}, "t": map[string]any{"x": int64(2)}}
+	want := config.Sigil{HeaderLimitKiB: 64, MaxConnections: 100, CollateralDir: "/c", PolicyTimeoutMs: 500}
 	for format, doc := range docs {
-		k, _, err := config.Parse([]byte(doc), format, noEnv)
+		k, warnings, err := config.Parse([]byte(doc), format, noEnv)
 		if err != nil {
 			t.Fatalf("%s: %v", format, err)
 		}
-		if !reflect.DeepEqual(k.Sigil.Extra, want) {
-			t.Errorf("%s: sigil = %#v; want %#v", format, k.Sigil.Extra, want)
+		if k.Sigil != want {
+			t.Errorf("%s: sigil = %+v; want %+v", format, k.Sigil, want)
+		}
+		for _, w := range warnings {
+			if strings.HasPrefix(w.Key, "sigil.") {
+				t.Errorf("%s: unexpected warning %v", format, w)
+			}
+		}
+	}
+	k, _, err := config.Parse([]byte(validBase), "toml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Sigil != config.DefaultSigil() || !k.Sigil.SNPCheckCRL {
+		t.Errorf("defaults = %+v", k.Sigil)
+	}
+	for _, bad := range []string{"header_limit_kib = 1", "max_connections = \"many\"", "snp_check_crl = 3", "policy_timeout_ms = 0"} {
+		if _, _, err := config.Parse([]byte(validBase+"[sigil]\n"+bad+"\n"), "toml", noEnv); err == nil {
+			t.Errorf("%s: accepted", bad)
 		}
 	}
 }
@@ -989,5 +1007,31 @@ func TestLogWarnings(t *testing.T) {
 	config.LogWarnings(logger, []config.Warning{{Key: "attestation_service.work_dir", Message: "obsolete"}})
 	if out := buf.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "key=attestation_service.work_dir") {
 		t.Errorf("log output = %q", out)
+	}
+}
+
+// TestKeysWithoutEffectWarned: keys Sigil parses but cannot apply are named
+// in a warning instead of being stored silently.
+func TestKeysWithoutEffectWarned(t *testing.T) {
+	src := validBase + `
+[attestation_service]
+type = "coco_as_builtin"
+[attestation_service.verifier_config.nvidia_dpu_verifier]
+x = 1
+[attestation_service.rvps_config]
+type = "BuiltIn"
+[attestation_service.rvps_config.extractors]
+swid_extractor = {}
+`
+	src = strings.Replace(src, "insecure_http = true", "insecure_http = true\nworker_count = 4", 1)
+	_, warnings, err := config.Parse([]byte(src), "toml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := warningKeys(warnings)
+	for _, want := range []string{"http_server.worker_count", "attestation_service.verifier_config.nvidia_dpu_verifier", "attestation_service.rvps_config.extractors"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("no warning for %s (got %q)", want, got)
+		}
 	}
 }

@@ -187,8 +187,9 @@ func (d *decoder) kbs(t *table, getenv func(string) string) *KBS {
 		k.SessionStorageType = d.storageType(t.key("session_storage_type"), sst)
 	}
 	k.Plugins = d.plugins(t.subs("plugins"))
+	k.Sigil = DefaultSigil()
 	if sg := t.sub("sigil"); sg != nil {
-		k.Sigil.Extra = sg.rest()
+		d.sigil(sg, &k.Sigil)
 	}
 	t.dead("policy_engine")
 	t.finish()
@@ -228,6 +229,8 @@ func (d *decoder) httpServer(t *table, h *HTTPServer) {
 			d.fail(t.key("worker_count"), "must be at least 1")
 		}
 		h.WorkerCount = int(n)
+		d.warn(t.key("worker_count"), "has no effect in Sigil: every request is served on its own goroutine, "+
+			"over all CPUs (GOMAXPROCS bounds them); connections are bounded by [sigil] max_connections")
 	}
 	var s string
 	if t.str("tls_profile", &s) {
@@ -495,6 +498,8 @@ func (d *decoder) rvps(t *table, r *RVPS) {
 	case RVPSBuiltIn:
 		r.Type = RVPSBuiltIn
 		if e := t.sub("extractors"); e != nil {
+			d.warn(t.key("extractors"), "has no effect in Sigil: the built-in RVPS always offers the sample and swid extractors "+
+				"(neither checks manifest signatures; restrict who may POST reference-value with the admin ACL)")
 			r.Extractors = e.rest()
 			if r.Extractors == nil {
 				r.Extractors = map[string]any{}
@@ -579,6 +584,7 @@ func (d *decoder) verifierConfig(t *table) *VerifierConfig {
 		vc.DCAP = dv
 	}
 	if dpu := t.sub("nvidia_dpu_verifier"); dpu != nil {
+		d.warn(t.key("nvidia_dpu_verifier"), "has no effect: Sigil has no NVIDIA DPU verifier, and nvidia-dpu evidence is refused")
 		vc.NVIDIADPU = dpu.rest()
 		if vc.NVIDIADPU == nil {
 			vc.NVIDIADPU = map[string]any{}
@@ -789,4 +795,36 @@ func (d *decoder) plugins(ts []*table) []Plugin {
 		out = append(out, p)
 	}
 	return out
+}
+
+func (d *decoder) sigil(t *table, s *Sigil) {
+	defer t.finish()
+	ints := []struct {
+		key    string
+		lo, hi int64
+		dst    *int
+	}{
+		{"header_limit_kib", 16, 16 << 10, &s.HeaderLimitKiB},
+		{"max_connections", 16, 1 << 20, &s.MaxConnections},
+		{"header_budget_mib", 1, 16 << 10, &s.HeaderBudgetMiB},
+		{"idle_timeout_s", 1, 3600, &s.IdleTimeoutSec},
+		{"header_timeout_s", 1, 600, &s.HeaderTimeoutSec},
+		{"policy_timeout_ms", 10, 60_000, &s.PolicyTimeoutMs},
+		{"token_max_lifetime_min", 1, 60 * 24 * 366, &s.TokenMaxLifetimeMin},
+	}
+	for _, i := range ints {
+		var n int64
+		if t.integer(i.key, i.lo, i.hi, &n) {
+			*i.dst = int(n)
+		}
+	}
+	t.boolean("offline_collateral", &s.OfflineCollateral)
+	t.boolean("snp_check_crl", &s.SNPCheckCRL)
+	t.boolean("policy_allow_network", &s.PolicyAllowNetwork)
+	t.str("collateral_dir", &s.CollateralDir)
+	t.str("nvidia_rim_url", &s.NVIDIARIMURL)
+	t.str("nvidia_ocsp_url", &s.NVIDIAOCSPURL)
+	t.str("nvidia_service_key", &s.NVIDIAServiceKey)
+	t.str("nvidia_device_roots", &s.NVIDIADeviceRoots)
+	t.str("nvidia_rim_roots", &s.NVIDIARIMRoots)
 }

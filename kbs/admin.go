@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/sigil-attestation/sigil/attestation"
 	"github.com/sigil-attestation/sigil/protocol"
+
+	"github.com/sigil-attestation/sigil/internal/strictjson"
 )
 
 // requireAdmin runs the admin check for a built-in admin endpoint.
@@ -30,16 +33,20 @@ func (s *Server) handleSetAttestationPolicy(w http.ResponseWriter, r *http.Reque
 		PolicyID *string `json:"policy_id"`
 		Policy   *string `json:"policy"`
 	}
-	if err := json.Unmarshal(body, &req); err != nil || req.PolicyID == nil || req.Policy == nil {
+	if err := strictjson.Unmarshal(body, &req); err != nil || req.PolicyID == nil || req.Policy == nil {
 		if err == nil {
 			err = errors.New("policy_id and policy are required")
 		}
 		return newError(VariantSerdeError, "Serialize/Deserialize failed", err)
 	}
 	if err := s.cfg.AS.SetPolicy(r.Context(), *req.PolicyID, *req.Policy); err != nil {
-		return newError(VariantAttestationError, "Attestation error: Set Attestation Policy failed", err)
+		detail := "Attestation error: Set Attestation Policy failed"
+		if ipe, ok := errors.AsType[*attestation.InvalidPolicyError](err); ok {
+			detail += ": " + ipe.Reason // a refused policy: tell the admin why
+		}
+		return newError(VariantAttestationError, detail, err)
 	}
-	s.log.Info("attestation policy set", "request_id", requestID(r.Context()), "policy_id", *req.PolicyID)
+	s.log.Info("attestation policy set", "request_id", requestID(r.Context()), "policy_id", logSafe(*req.PolicyID))
 	return nil
 }
 
@@ -86,7 +93,7 @@ func (s *Server) handleSetResourcePolicy(w http.ResponseWriter, r *http.Request)
 	var req struct {
 		Policy json.RawMessage `json:"policy"`
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
+	if err := strictjson.Unmarshal(body, &req); err != nil {
 		return newError(VariantParsePolicyError, "Failed to parse policy: "+err.Error(), err)
 	}
 	var b64 string

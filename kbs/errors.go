@@ -29,6 +29,8 @@ const (
 	VariantPayloadTooLarge  = "PayloadTooLarge"
 	VariantMethodNotAllowed = "MethodNotAllowed"
 	VariantHeaderTooLarge   = "RequestHeaderFieldsTooLarge"
+	// VariantTooManyConnections: the connection limit is reached (503).
+	VariantTooManyConnections = "TooManyConnections"
 )
 
 // Error is a KBS error: what the client sees (variant, detail, status) and

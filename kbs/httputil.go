@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 type ctxKey int
@@ -58,8 +60,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 // accessLog assigns a request id, records metrics and writes one access line
-// per request. The query string is not logged (it may carry parameters a
-// plugin treats as sensitive); neither are headers or bodies.
+// per request. The query string is not logged (it may carry tokens or
+// parameters a plugin treats as sensitive); neither are headers or bodies;
+// the path and method go through logSafe.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -87,7 +90,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			d := time.Since(start)
 			s.metrics.observe(r, sw.status, d.Seconds(), sw.bytes)
 			s.log.LogAttrs(ctx, slog.LevelInfo, "http",
-				slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.String("request_id", id), slog.String("method", logSafe(r.Method)), slog.String("path", logSafe(r.URL.EscapedPath())),
 				slog.Int("status", sw.status), slog.Int("bytes", sw.bytes), slog.Duration("duration", d),
 				slog.String("remote", r.RemoteAddr))
 		}()
@@ -105,4 +108,40 @@ func formatBytes(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// maxLoggedString bounds any client-chosen string written to the log.
+const maxLoggedString = 256
+
+// logSafe renders a client-chosen string for the log: printable ASCII is
+// kept, anything else is escaped (\xNN, \uNNNN), and the result is cut at
+// maxLoggedString with the original length noted. Log lines can then never
+// carry control characters, forged line breaks or megabytes of junk.
+func logSafe(s string) string { return logSafeN(s, maxLoggedString) }
+
+// logSafeLong is logSafe for error causes, which explain failures and may
+// quote client input: the same escaping, a larger bound.
+func logSafeLong(s string) string { return logSafeN(s, 8*maxLoggedString) }
+
+func logSafeN(s string, limit int) string {
+	var b strings.Builder
+	for i, r := range s {
+		if b.Len() >= limit {
+			fmt.Fprintf(&b, "...(%d bytes)", len(s))
+			break
+		}
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r >= 0x20 && r < 0x7f && r != '\\':
+			b.WriteRune(r)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
 }

@@ -106,12 +106,24 @@ func (m *Metrics) observe(r *http.Request, status int, seconds float64, respByte
 	if !strings.HasPrefix(r.URL.Path, "/kbs") {
 		return
 	}
-	m.httpRequests.WithLabelValues(r.Method, strconv.Itoa(status)).Inc()
-	m.httpDuration.WithLabelValues(r.Method).Observe(seconds)
+	method := methodLabel(r.Method)
+	m.httpRequests.WithLabelValues(method, strconv.Itoa(status)).Inc()
+	m.httpDuration.WithLabelValues(method).Observe(seconds)
 	reqSize := r.ContentLength
 	if reqSize < 0 {
 		reqSize = 0
 	}
-	m.httpRequestSize.WithLabelValues(r.Method).Observe(float64(reqSize))
-	m.httpResponseSize.WithLabelValues(r.Method).Observe(float64(respBytes))
+	m.httpRequestSize.WithLabelValues(method).Observe(float64(reqSize))
+	m.httpResponseSize.WithLabelValues(method).Observe(float64(respBytes))
+}
+
+// methodLabel maps the request method onto a fixed label set: a client
+// chooses the method string, and every distinct label value is a new time
+// series held for the life of the process.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodHead, http.MethodOptions, http.MethodPatch:
+		return m
+	}
+	return "OTHER"
 }

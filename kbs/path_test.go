@@ -2,6 +2,7 @@ package kbs
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -53,6 +54,25 @@ func TestSplitPath(t *testing.T) {
 		got, err := splitPath(c.in)
 		if (err == nil) != c.ok || (c.ok && !slices.Equal(got, c.want)) {
 			t.Errorf("%q: got %q, %v; want %q ok=%v", c.in, got, err, c.want, c.ok)
+		}
+	}
+}
+
+func TestLogSafe(t *testing.T) {
+	long := strings.Repeat("a", 300)
+	tests := []struct{ in, want string }{
+		{"/kbs/v0/resource/a/b/c", "/kbs/v0/resource/a/b/c"},
+		{"a\nlevel=ERROR msg=forged", `a\x0alevel=ERROR msg=forged`},
+		{"tab\there", `tab\x09here`},
+		{"bad\xffutf8", `bad\xffutf8`},
+		{"back\\slash", `back\\slash`},
+		{"line\u2028sep", `line\u2028sep`},
+		{"real \uFFFD", `real \ufffd`},
+		{long, strings.Repeat("a", 256) + "...(300 bytes)"},
+	}
+	for _, tt := range tests {
+		if got := logSafe(tt.in); got != tt.want {
+			t.Errorf("logSafe(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

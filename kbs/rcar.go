@@ -96,6 +96,12 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) *Error {
 		s.metrics.attestErrors.Inc()
 		return errAttest(fmt.Errorf("invalid attestation: %w", err))
 	}
+	done, err := s.sessions.begin(cookie.Value)
+	if err != nil {
+		s.metrics.attestErrors.Inc()
+		return errAttest(err)
+	}
+	defer done()
 	sess, err := s.sessions.get(ctx, cookie.Value)
 	if err != nil {
 		s.metrics.attestErrors.Inc()

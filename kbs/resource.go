@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -25,6 +26,7 @@ const resourcePolicyKey = "resource-policy.rego"
 type resourcePolicy struct {
 	store    storage.Store
 	ttl      time.Duration // see Config.PolicyCacheTTL
+	opts     policy.Options
 	now      func() time.Time
 	compiled atomic.Pointer[compiledResource]
 }
@@ -44,7 +46,7 @@ func (p *resourcePolicy) init(ctx context.Context) error {
 }
 
 func (p *resourcePolicy) set(ctx context.Context, text string) error {
-	c, err := policy.CompileResource(text)
+	c, err := policy.CompileResourceWith(text, p.opts)
 	if err != nil {
 		return err
 	}
@@ -71,7 +73,7 @@ func (p *resourcePolicy) get(ctx context.Context) (*policy.Resource, error) {
 		p.compiled.Store(&compiledResource{text: cached.text, policy: cached.policy, checked: now})
 		return cached.policy, nil
 	}
-	c, err := policy.CompileResource(string(text))
+	c, err := policy.CompileResourceWith(string(text), p.opts)
 	if err != nil {
 		return nil, fmt.Errorf("stored resource policy does not compile: %w", err)
 	}
@@ -124,7 +126,7 @@ func (s *Server) handlePlugin(w http.ResponseWriter, r *http.Request, name strin
 		if name == "resource" {
 			s.metrics.resourceWrite(r.Method, strings.Join(parts, "/"))
 		}
-		s.log.Info("admin plugin call", "request_id", requestID(ctx), "plugin", name, "method", r.Method, "path", strings.Join(parts, "/"))
+		s.log.Info("admin plugin call", "request_id", requestID(ctx), "plugin", logSafe(name), "method", r.Method, "path", logSafe(strings.Join(parts, "/")))
 		w.Header().Set("Content-Type", "text/xml")
 		_, _ = w.Write(out)
 		return nil
@@ -176,7 +178,7 @@ func (s *Server) handlePlugin(w http.ResponseWriter, r *http.Request, name strin
 	if err != nil {
 		return newError(VariantJweError, "JWE failed", err)
 	}
-	s.log.Debug("resource released", "request_id", requestID(ctx), "plugin", name, "path", strings.Join(parts, "/"))
+	s.log.Debug("resource released", "request_id", requestID(ctx), "plugin", logSafe(name), "path", logSafe(strings.Join(parts, "/")))
 	writeJSON(w, jwe)
 	return nil
 }
@@ -233,8 +235,13 @@ func (s *Server) explainDenial(ctx context.Context, claims map[string]any, data 
 			}
 		}
 	}
-	s.log.Debug("resource policy denied the request", "request_id", requestID(ctx), "plugin", data.Plugin,
-		"resource_path", strings.Join(data.ResourcePath, "/"), "query", data.Query, "submods", statuses)
+	// The query is not logged: it may carry tokens. Its keys are.
+	keys := slices.Sorted(maps.Keys(data.Query))
+	for i, k := range keys {
+		keys[i] = logSafe(k)
+	}
+	s.log.Debug("resource policy denied the request", "request_id", requestID(ctx), "plugin", logSafe(data.Plugin),
+		"resource_path", logSafe(strings.Join(data.ResourcePath, "/")), "query_keys", keys, "submods", statuses)
 }
 
 // initDataClaims extracts /submods/cpu0/ear.veraison.annotated-evidence/init_data_claims.

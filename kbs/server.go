@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/sigil-attestation/sigil/attestation"
+	"github.com/sigil-attestation/sigil/kbs/tokenverify"
+	"github.com/sigil-attestation/sigil/policy"
 	"github.com/sigil-attestation/sigil/storage"
 )
 
@@ -77,6 +79,10 @@ type Config struct {
 	HeaderLimit int
 	// HeaderLimitSetting names the setting to change in the 431 detail.
 	HeaderLimitSetting string
+	// PolicyOptions bound every resource-policy evaluation (deadline, step
+	// budget, capped builtins) and choose whether builtins that reach
+	// outside are available; zero values are the safe defaults.
+	PolicyOptions policy.Options
 	// PolicyCacheTTL, when positive, trusts the compiled resource policy
 	// for that long before re-reading it from storage (a policy set on this
 	// server applies at once; one set by another replica within the TTL).
@@ -105,6 +111,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("kbs: AS, RVPS, Admin and Tokens are required")
 	case cfg.Sessions == nil, cfg.Policies == nil:
 		return nil, errors.New("kbs: Sessions and Policies stores are required")
+	}
+	for _, p := range cfg.ExtraTeeKeyPaths {
+		if err := tokenverify.ValidateTeeKeyPath(p); err != nil {
+			return nil, fmt.Errorf("kbs: attestation_token.extra_teekey_paths: %w", err)
+		}
 	}
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 5 * time.Minute
@@ -137,25 +148,47 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sessions: &sessions{
 			store: cfg.Sessions, now: cfg.Now, timeout: cfg.SessionTimeout, rand: cfg.Rand, log: cfg.Logger,
 		},
-		policy: &resourcePolicy{store: cfg.Policies, ttl: cfg.PolicyCacheTTL, now: cfg.Now},
+		policy: &resourcePolicy{store: cfg.Policies, ttl: cfg.PolicyCacheTTL, now: cfg.Now, opts: cfg.PolicyOptions},
 	}
 	if err := s.policy.init(ctx); err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/kbs/v0/", s.dispatch)
-	mux.HandleFunc("GET /metrics", s.metrics.serve)
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusMethodNotAllowed) })
-	if cfg.JWKS != nil {
-		jwks := cfg.JWKS
-		mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(jwks)
-		})
-	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	s.handler = s.accessLog(s.limitHeaders(mux))
+	s.handler = s.accessLog(s.limitHeaders(http.HandlerFunc(s.route)))
 	return s, nil
+}
+
+// route sends every request to its handler without net/http's ServeMux:
+// the mux answers "..", "." and "//" segments with a redirect to the
+// cleaned path before any of the KBS's own checks run, which would let
+// /kbs/v0/resource/a/b/../b/c reach a real resource. Anything that is not
+// one of the few fixed routes gets a 404 problem JSON, never a redirect.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.EscapedPath()
+	if strings.HasPrefix(path, "/kbs/v0/") {
+		s.dispatch(w, r)
+		return
+	}
+	switch path {
+	case "/metrics":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, newError(VariantMethodNotAllowed, "Method not allowed", nil))
+			return
+		}
+		s.metrics.serve(w, r)
+		return
+	case "/.well-known/jwks.json":
+		if s.cfg.JWKS != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(s.cfg.JWKS)
+			return
+		}
+	case "/healthz":
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+	}
+	writeError(w, newError(VariantInvalidRequestPath, "Invalid Request Path", nil))
 }
 
 // HeaderLimit returns the request-header budget; the HTTP server's own
@@ -198,7 +231,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete:
 	default:
-		writeError(w, newError(VariantMethodNotAllowed, "Method "+r.Method+" not allowed", nil))
+		writeError(w, newError(VariantMethodNotAllowed, "Method not allowed", nil))
 		return
 	}
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/kbs/v0/")
@@ -207,6 +240,14 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, newError(VariantInvalidRequestPath, "Invalid Request Path", perr))
 		return
 	}
+	// From here on the request carries its canonical path (empty segments
+	// collapsed, each segment escaped once): the admin ACL is matched
+	// against what is actually addressed, not against the client's spelling.
+	canon := *r.URL
+	canon.Path, canon.RawPath = "/kbs/v0/"+strings.Join(parts, "/"), ""
+	r2 := *r
+	r2.URL = &canon
+	r = &r2
 	plugin := ""
 	if len(parts) > 0 {
 		plugin = parts[0]
@@ -297,9 +338,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *Error) {
 	if e.Status == http.StatusNotFound {
 		lvl = slog.LevelDebug
 	}
-	attrs := []any{"request_id", requestID(r.Context()), "error", e.Variant, "detail", e.Detail}
+	// Details and causes can quote what the client sent (a plugin name, a
+	// fragment of a malformed body): they go through logSafe.
+	attrs := []any{"request_id", requestID(r.Context()), "error", e.Variant, "detail", logSafe(e.Detail)}
 	if e.Cause != nil {
-		attrs = append(attrs, "cause", e.Cause.Error())
+		attrs = append(attrs, "cause", logSafeLong(e.Cause.Error()))
 	}
 	s.log.Log(r.Context(), lvl, "request failed", attrs...)
 	writeError(w, e)
@@ -307,12 +350,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *Error) {
 
 // readBody reads the request body within the configured limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
-	// Presize from Content-Length (bounded by the limit) instead of letting
-	// the buffer double its way up.
+	// The buffer grows with the bytes actually received, never from the
+	// client's Content-Length: a header alone must not allocate the limit.
 	var buf bytes.Buffer
-	if n := r.ContentLength; n > 0 && n <= s.cfg.MaxBodyBytes {
-		buf.Grow(int(n) + 1)
-	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	b := buf.Bytes()
 	if err != nil {

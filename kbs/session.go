@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/sigil-attestation/sigil/protocol"
@@ -87,6 +88,32 @@ type sessions struct {
 	timeout time.Duration
 	rand    io.Reader
 	log     *slog.Logger
+
+	mu       sync.Mutex
+	inFlight map[string]struct{} // sessions with an /attest being evaluated here
+}
+
+// errAttestInFlight refuses a second /attest on a session while one is
+// being evaluated: both would be verified against the same nonce, and
+// whichever finished last would decide the session's token.
+var errAttestInFlight = errors.New("another /attest for this session is in progress")
+
+// begin marks id as being attested; done releases it.
+func (s *sessions) begin(id string) (done func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, busy := s.inFlight[id]; busy {
+		return nil, errAttestInFlight
+	}
+	if s.inFlight == nil {
+		s.inFlight = make(map[string]struct{})
+	}
+	s.inFlight[id] = struct{}{}
+	return func() {
+		s.mu.Lock()
+		delete(s.inFlight, id)
+		s.mu.Unlock()
+	}, nil
 }
 
 var errNoSession = errors.New("session not found or expired")

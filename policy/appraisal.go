@@ -77,17 +77,44 @@ type Appraisal struct {
 	pq        rego.PreparedEvalQuery
 	claimRefs map[string]ast.Ref // trust claim -> rule producing it (for explanations)
 	rvTimeout time.Duration
+	limits    Limits
 }
 
 const appraisalQuery = `tc := [x | x := data.policy.trust_claims]; ext := [y | y := data.policy.extensions]`
 
 type rvContextKey struct{}
 
-// CompileAppraisal compiles an appraisal policy. id names the policy in
-// errors and explanations (for example "default_cpu").
+// CompileAppraisal compiles an appraisal policy with the default Options.
+// id names the policy in errors and explanations (for example
+// "default_cpu").
 func CompileAppraisal(id, text string) (*Appraisal, error) {
-	p := &Appraisal{id: id, rvTimeout: RVLookupTimeout}
-	pq, mod, err := prepare(id+".rego", text,
+	return CompileAppraisalWith(id, text, Options{})
+}
+
+// CompileAppraisalWith compiles an appraisal policy: it must declare package
+// policy, may only call the builtins o allows, and the trust claims its
+// trust_claims rules name literally must be AR4SI claims. Evaluations are
+// bounded by o.Limits. A policy without trust_claims compiles (every claim
+// is then 0, as in Trustee); ValidateAppraisal refuses it.
+func CompileAppraisalWith(id, text string, o Options) (*Appraisal, error) {
+	return compileAppraisal(id, text, o, checkTrustClaims)
+}
+
+// ValidateAppraisal compiles a newly uploaded appraisal policy as
+// CompileAppraisalWith does and also requires a trust_claims rule. The error
+// says why a policy is refused, in words fit for the administrator.
+func ValidateAppraisal(id, text string, o Options) (*Appraisal, error) {
+	return compileAppraisal(id, text, o, func(m *ast.Module) error {
+		if err := requireRule(m, "trust_claims", "the attestation service reads data.policy.trust_claims"); err != nil {
+			return err
+		}
+		return checkTrustClaims(m)
+	})
+}
+
+func compileAppraisal(id, text string, o Options, check func(*ast.Module) error) (*Appraisal, error) {
+	p := &Appraisal{id: id, rvTimeout: RVLookupTimeout, limits: o.Limits.withDefaults()}
+	pq, mod, err := prepare(id+".rego", text, o, check,
 		rego.Query(appraisalQuery),
 		rego.Function1(&rego.Function{
 			Name:    BuiltinQueryReferenceValue,
@@ -152,15 +179,20 @@ func (p *Appraisal) EvaluateValue(ctx context.Context, input ast.Value, rv Refer
 	if rv != nil {
 		ctx = context.WithValue(ctx, rvContextKey{}, rv)
 	}
-	opts := []rego.EvalOption{rego.EvalParsedInput(input)}
 	var tracer *topdown.BufferTracer
-	if explain {
-		tracer = topdown.NewBufferTracer()
-		opts = append(opts, rego.EvalQueryTracer(tracer))
-	}
-	rs, err := p.pq.Eval(ctx, opts...)
+	var rs rego.ResultSet
+	err := evaluation(ctx, p.limits, func(ctx context.Context, b *budget) error {
+		opts := []rego.EvalOption{rego.EvalParsedInput(input), rego.EvalExternalCancel(b), resultJSON(p.limits.MaxOutputBytes)}
+		if explain {
+			tracer = topdown.NewBufferTracer()
+			opts = append(opts, rego.EvalQueryTracer(tracer))
+		}
+		var err error
+		rs, err = p.pq.Eval(ctx, opts...)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("policy %s: evaluate: %w", p.id, err)
+		return nil, evalError(fmt.Sprintf("policy %s: evaluate: ", p.id), err)
 	}
 	if len(rs) != 1 {
 		return nil, fmt.Errorf("policy %s: %w", p.id, errUndefined)

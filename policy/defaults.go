@@ -12,9 +12,13 @@ var defaultFiles embed.FS
 
 // Embedded KBS resource policies.
 var (
-	// ResourceDefault allows the "resource" plugin unless the evidence came
-	// from the sample TEE. The KBS stores it when no resource policy exists.
+	// ResourceDefault allows the "resource" plugin only when cpu0 is a
+	// hardware TEE and every submodule is affirming. The KBS stores it when
+	// no resource policy exists (a stored policy is never replaced).
 	ResourceDefault = mustRead("defaults/resource/default.rego")
+	// ResourceTrusteeDefault is Trustee's default: allow the "resource"
+	// plugin unless cpu0 is the sample TEE, whatever ear.status says.
+	ResourceTrusteeDefault = mustRead("defaults/resource/trustee_default.rego")
 	// ResourceAllowAll allows every "resource" plugin request.
 	ResourceAllowAll = mustRead("defaults/resource/allow_all.rego")
 	// ResourceDenyAll denies everything.

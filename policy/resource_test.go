@@ -165,6 +165,13 @@ func TestDefaultResourcePolicies(t *testing.T) {
 	}()
 	mixed := attest(t, newRV(sampleRVs), evidence{"cpu", cpu, loadJSON(t, "sample_input.json")},
 		evidence{"gpu", defaultPolicy(t, "default_gpu"), map[string]any{"sampledevice": map[string]any{"svn": "2"}}})
+	tdxWithBadGPU := func() map[string]any {
+		in := loadJSON(t, "tdx_input.json")
+		obj(in, "tdx", "td_attributes")["debug"] = false
+		return attest(t, newRV(tdxRVs), evidence{"cpu", cpu, in},
+			evidence{"gpu", defaultPolicy(t, "default_gpu"), map[string]any{"sampledevice": map[string]any{"svn": "2"}}})
+	}()
+	noCPU := map[string]any{"submods": map[string]any{"gpu0": obj(tdxWithBadGPU, "submods", "cpu0")}}
 	other := ResourceData{Plugin: "echo", ResourcePath: []string{"x"}}
 
 	tests := []struct {
@@ -175,9 +182,17 @@ func TestDefaultResourcePolicies(t *testing.T) {
 		want   bool
 	}{
 		{"default denies sample", ResourceDefault, sample, resourceReq, false},
-		{"default allows tdx", ResourceDefault, tdx, resourceReq, true},
-		{"default denies other plugins", ResourceDefault, tdx, other, false},
-		{"default with no claims", ResourceDefault, map[string]any{}, resourceReq, true},
+		{"default denies a debug tdx (warning)", ResourceDefault, tdx, resourceReq, false},
+		{"default allows an affirming tdx", ResourceDefault, affirmingTDX, resourceReq, true},
+		{"default denies an affirming tdx next to a contraindicated gpu", ResourceDefault, tdxWithBadGPU, resourceReq, false},
+		{"default denies an affirming token without cpu0", ResourceDefault, noCPU, resourceReq, false},
+		{"default denies other plugins", ResourceDefault, affirmingTDX, other, false},
+		{"default with no claims", ResourceDefault, map[string]any{}, resourceReq, false},
+		{"default with nil claims", ResourceDefault, nil, resourceReq, false},
+		{"trustee default allows a debug tdx", ResourceTrusteeDefault, tdx, resourceReq, true},
+		{"trustee default allows a tdx next to a contraindicated gpu", ResourceTrusteeDefault, tdxWithBadGPU, resourceReq, true},
+		{"trustee default with no claims", ResourceTrusteeDefault, map[string]any{}, resourceReq, true},
+		{"trustee default denies sample", ResourceTrusteeDefault, sample, resourceReq, false},
 		{"allow_all allows sample", ResourceAllowAll, sample, resourceReq, true},
 		{"allow_all denies other plugins", ResourceAllowAll, sample, other, false},
 		{"deny_all", ResourceDenyAll, tdx, resourceReq, false},

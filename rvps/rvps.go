@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/sigil-attestation/sigil/storage"
+
+	"github.com/sigil-attestation/sigil/internal/strictjson"
 )
 
 // MessageVersion is the only register-message version accepted, and the
@@ -126,8 +128,10 @@ type message struct {
 // exactly, "type" and "payload" are required strings, "version" is an
 // optional string defaulting to MessageVersion. Unknown members are ignored.
 func parseMessage(raw []byte) (message, error) {
+	// Strict: with a duplicated "payload" encoding/json keeps the last one,
+	// and two readers of one message could register different values.
 	var members map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &members); err != nil {
+	if err := strictjson.Unmarshal(raw, &members); err != nil {
 		return message{}, fmt.Errorf("rvps: parse register message: %w", err)
 	}
 	if members == nil {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/sigil-attestation/sigil/internal/strictjson"
 )
 
 // sampleExtractor handles type "sample": the payload is base64 of a JSON
@@ -27,7 +29,7 @@ func (sampleExtractor) Extract(payload string) ([]ReferenceValue, error) {
 		return nil, errors.New("decode payload: not a JSON object")
 	}
 	var entries map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &entries); err != nil {
+	if err := strictjson.Unmarshal(raw, &entries); err != nil {
 		return nil, fmt.Errorf("decode payload JSON: %w", err)
 	}
 	out := make([]ReferenceValue, 0, len(entries))

@@ -88,6 +88,13 @@ func RunBootstrap(opts BootstrapOptions) (*Bootstrap, error) {
 			return nil, err
 		}
 	}
+	// Keys that someone else could have planted or could replace are
+	// refused: an admin key or token-signing key there would hand out the
+	// secrets.
+	if err := checkNotWritableByOthers(dir, []string{"", "admin", "token", "tls", storageDir},
+		[]string{adminKeyFile, adminPubFile, adminTokenFile, tokenCAKey, tokenCACert, tokenKeyFile, tokenChainFile, tlsKeyFile, tlsCertFile, configFile}); err != nil {
+		return nil, err
+	}
 	now := opts.Now()
 
 	// Admin key pair and token.
@@ -187,6 +194,32 @@ func RunBootstrap(opts BootstrapOptions) (*Bootstrap, error) {
 	b.AdminTokenPath = p(adminTokenFile)
 	b.AdminKeyPath = p(adminKeyFile)
 	return b, nil
+}
+
+// checkNotWritableByOthers refuses a data directory where a directory or
+// an existing key file is writable by group or others.
+func checkNotWritableByOthers(dir string, dirs, files []string) error {
+	var bad []string
+	check := func(path string) {
+		st, err := os.Stat(path)
+		if err != nil {
+			return // absent: created below with owner-only modes
+		}
+		if st.Mode().Perm()&0o022 != 0 {
+			bad = append(bad, fmt.Sprintf("%s (mode %04o)", path, st.Mode().Perm()))
+		}
+	}
+	for _, d := range dirs {
+		check(filepath.Join(dir, d))
+	}
+	for _, f := range files {
+		check(filepath.Join(dir, f))
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("data directory %s: writable by group or others, so keys in it could be planted or replaced: %s; "+
+			"fix with chmod go-w (directories 0700, key files 0600) and start again", dir, strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 // renderConfig writes a Trustee-format KBS config for the data directory.

@@ -3,6 +3,7 @@ package app_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sigil-attestation/sigil/config"
@@ -41,5 +42,35 @@ func TestBootstrap(t *testing.T) {
 	}
 	if _, err := app.RunBootstrap(app.BootstrapOptions{DataDir: t.TempDir(), Listen: "nonsense"}); err == nil {
 		t.Fatal("bad listen address accepted")
+	}
+}
+
+// TestBootstrapRefusesWritableByOthers: keys that others can write could
+// have been planted; a zero-config start refuses them.
+func TestBootstrapRefusesWritableByOthers(t *testing.T) {
+	for _, target := range []string{"", "admin", "admin/private.key", "token/token.key", "storage"} {
+		dir := filepath.Join(t.TempDir(), "data")
+		b, err := app.RunBootstrap(app.BootstrapOptions{DataDir: dir, Listen: "127.0.0.1:0", InsecureHTTP: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(b.DataDir, target)
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, info.Mode().Perm()|0o022); err != nil {
+			t.Fatal(err)
+		}
+		_, err = app.RunBootstrap(app.BootstrapOptions{DataDir: dir, Listen: "127.0.0.1:0", InsecureHTTP: true})
+		if err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+			t.Errorf("%s writable by others: err = %v", target, err)
+		}
+		if err := os.Chmod(path, info.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.RunBootstrap(app.BootstrapOptions{DataDir: dir, Listen: "127.0.0.1:0", InsecureHTTP: true}); err != nil {
+			t.Errorf("%s fixed: %v", target, err)
+		}
 	}
 }

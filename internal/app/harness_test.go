@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -53,6 +54,7 @@ type kbsOpts struct {
 	extraTOML  string
 	topTOML    string // top-level keys, before any table
 	brokerTOML string // extra keys of [attestation_service.attestation_token_broker]
+	logger     *slog.Logger
 }
 
 func startKBS(t testing.TB, o kbsOpts) *testKBS {
@@ -115,7 +117,7 @@ name = "resource"
 		t.Fatalf("config: %v", err)
 	}
 	clk := &clock{t: time.Now()}
-	addr, k := serveConfig(t, cfg, app.Options{Now: clk.Now, Version: "test"})
+	addr, k := serveConfig(t, cfg, app.Options{Now: clk.Now, Version: "test", Logger: o.logger})
 	return &testKBS{URL: "http://" + addr, Dir: dir, AdminKey: priv, Clock: clk, KBS: k}
 }
 

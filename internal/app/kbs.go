@@ -24,6 +24,7 @@ import (
 	"github.com/sigil-attestation/sigil/kbs"
 	"github.com/sigil-attestation/sigil/kbs/admin"
 	"github.com/sigil-attestation/sigil/kbs/tokenverify"
+	"github.com/sigil-attestation/sigil/policy"
 	"github.com/sigil-attestation/sigil/rvps"
 	"github.com/sigil-attestation/sigil/storage"
 )
@@ -127,13 +128,13 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 	// keeps them off the storage path (local writes invalidate at once).
 	rv := rvps.New(rvStore, rvps.Options{Now: opts.Now, CacheTTL: sharedStateTTL})
 
-	settings, err := sigilSettings(cfg.Sigil, opts.Logger)
+	nv, err := nvidiaSettings(cfg.Sigil, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
 	verifiers, err := Verifiers(VerifierOptions{
-		Config: builtin.VerifierConfig, Offline: settings.offlineCollateral, CollateralDir: settings.collateralDir,
-		NVIDIA:     settings.nvidia,
+		Config: builtin.VerifierConfig, Offline: cfg.Sigil.OfflineCollateral, CollateralDir: cfg.Sigil.CollateralDir,
+		NVIDIA: nv, SNPSkipCRL: !cfg.Sigil.SNPCheckCRL,
 		HTTPClient: opts.HTTPClient, Now: opts.Now, Logger: opts.Logger,
 	})
 	if err != nil {
@@ -152,6 +153,7 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		VerboseToken:    builtin.AttestationTokenBroker.VerboseToken,
 		Logger:          opts.Logger,
 		PolicyCacheTTL:  sharedStateTTL,
+		PolicyOptions:   policyOptions(cfg.Sigil),
 		Now:             opts.Now,
 	})
 	if err != nil {
@@ -171,6 +173,9 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		TrustedCertsPaths: cfg.AttestationToken.TrustedCertsPaths,
 		ExtraTeeKeyPaths:  cfg.AttestationToken.ExtraTEEKeyPaths,
 		InsecureHeaderJWK: cfg.AttestationToken.InsecureHeaderJWK,
+		// Tokens of the built-in AS live duration_min; a token claiming a
+		// longer life (or none) is refused.
+		MaxTokenLifetime: tokenLifetime(cfg),
 	}, tokenverify.Options{HTTPClient: opts.HTTPClient, Now: opts.Now, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("[attestation_token]: %w", err)
@@ -203,8 +208,9 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		Logger:           opts.Logger,
 		Metrics:          kbs.NewMetrics(opts.Version),
 		JWKS:             broker.JWKS(),
-		HeaderLimit:      settings.headerLimit,
+		HeaderLimit:      cfg.Sigil.HeaderLimitKiB << 10,
 		PolicyCacheTTL:   sharedStateTTL,
+		PolicyOptions:    policyOptions(cfg.Sigil),
 	})
 	if err != nil {
 		return nil, err
@@ -336,6 +342,14 @@ func (k *KBS) Serve(ctx context.Context, ready func(addrs []net.Addr)) error {
 			return err
 		}
 	}
+	srv, guard := k.Server.HTTPServer(kbs.ConnLimits{
+		MaxConns:     k.cfg.Sigil.MaxConnections,
+		HeaderBudget: int64(k.cfg.Sigil.HeaderBudgetMiB) << 20,
+		IdleTimeout:  time.Duration(k.cfg.Sigil.IdleTimeoutSec) * time.Second,
+		// Slow-header clients are dropped after this.
+		ReadHeaderTimeout: time.Duration(k.cfg.Sigil.HeaderTimeoutSec) * time.Second,
+	})
+	srv.ErrorLog = slog.NewLogLogger(k.log.Handler(), slog.LevelDebug)
 	var listeners []net.Listener
 	for _, s := range h.Sockets {
 		ln, err := net.Listen("tcp", s.String())
@@ -345,6 +359,9 @@ func (k *KBS) Serve(ctx context.Context, ready func(addrs []net.Addr)) error {
 			}
 			return fmt.Errorf("listening on %s: %w", s, err)
 		}
+		// The guard sits under TLS: it counts connections and the bytes of
+		// headers not yet received, whatever the transport.
+		ln = guard(ln, tc != nil)
 		if tc != nil {
 			ln = tls.NewListener(ln, tc)
 		}
@@ -353,17 +370,6 @@ func (k *KBS) Serve(ctx context.Context, ready func(addrs []net.Addr)) error {
 	addrs := make([]net.Addr, len(listeners))
 	for i, l := range listeners {
 		addrs[i] = l.Addr()
-	}
-	srv := &http.Server{
-		Handler:           k.Server.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		// Above the KBS's own budget, so that oversized headers get the
-		// KBS's 431 problem JSON rather than net/http's plain text.
-		MaxHeaderBytes: 2*k.Server.HeaderLimit() + 64<<10,
-		ErrorLog:       slog.NewLogLogger(k.log.Handler(), slog.LevelDebug),
 	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
@@ -395,60 +401,44 @@ func (k *KBS) Serve(ctx context.Context, ready func(addrs []net.Addr)) error {
 	return err
 }
 
-// settings are the Sigil-only keys of the [sigil] table.
-type settings struct {
-	headerLimit       int    // header_limit_kib: request-header budget (default 512 KiB)
-	offlineCollateral bool   // offline_collateral: missing TCB collateral → tcb_status Unknown
-	collateralDir     string // collateral_dir: offline Intel/AMD/NVIDIA collateral directory
-	nvidia            NVIDIAOptions
+// policyOptions bounds policy evaluation as [sigil] says.
+func policyOptions(sg config.Sigil) policy.Options {
+	return policy.Options{
+		Limits:       policy.Limits{Timeout: time.Duration(sg.PolicyTimeoutMs) * time.Millisecond},
+		AllowNetwork: sg.PolicyAllowNetwork,
+	}
 }
 
-// sigilSettings reads the [sigil] table; unknown keys are warned about.
-func sigilSettings(sg config.Sigil, log *slog.Logger) (settings, error) {
-	var out settings
-	for k, v := range sg.Extra {
-		switch k {
-		case "header_limit_kib":
-			n, ok := v.(int64)
-			if !ok || n < 16 || n > 16<<10 {
-				return out, fmt.Errorf("sigil.header_limit_kib: must be an integer from 16 to 16384, got %v", v)
-			}
-			out.headerLimit = int(n) << 10
-		case "offline_collateral":
-			b, ok := v.(bool)
-			if !ok {
-				return out, fmt.Errorf("sigil.offline_collateral: must be a boolean, got %v", v)
-			}
-			out.offlineCollateral = b
-		case "collateral_dir", "nvidia_rim_url", "nvidia_ocsp_url", "nvidia_device_roots", "nvidia_rim_roots", "nvidia_service_key":
-			str, ok := v.(string)
-			if !ok {
-				return out, fmt.Errorf("sigil.%s: must be a string, got %v", k, v)
-			}
-			switch k {
-			case "collateral_dir":
-				out.collateralDir = str
-			case "nvidia_rim_url":
-				out.nvidia.RIMURL = str
-			case "nvidia_ocsp_url":
-				out.nvidia.OCSPURL = str
-			case "nvidia_service_key":
-				out.nvidia.ServiceKey = str
-			case "nvidia_device_roots", "nvidia_rim_roots":
-				certs, err := readCertChain(str)
-				if err != nil {
-					return out, fmt.Errorf("sigil.%s: %w", k, err)
-				}
-				if k == "nvidia_device_roots" {
-					out.nvidia.DeviceRoots = certs
-				} else {
-					out.nvidia.RIMRoots = certs
-				}
-				log.Warn("NVIDIA roots replaced by configuration", "key", "sigil."+k, "file", str)
-			}
-		default:
-			log.Warn("configuration", "key", "sigil."+k, "warning", "unknown key, ignored")
-		}
+// tokenLifetime is the longest attestation-token validity the KBS accepts.
+func tokenLifetime(cfg *config.KBS) time.Duration {
+	if n := cfg.Sigil.TokenMaxLifetimeMin; n > 0 {
+		return time.Duration(n) * time.Minute
 	}
-	return out, nil
+	if b := cfg.AttestationService.Builtin; b != nil && b.AttestationTokenBroker.DurationMin > 0 {
+		return time.Duration(b.AttestationTokenBroker.DurationMin) * time.Minute
+	}
+	return tokenverify.DefaultMaxTokenLifetime
+}
+
+// nvidiaSettings turns the [sigil] NVIDIA keys into verifier options.
+func nvidiaSettings(sg config.Sigil, log *slog.Logger) (NVIDIAOptions, error) {
+	o := NVIDIAOptions{RIMURL: sg.NVIDIARIMURL, OCSPURL: sg.NVIDIAOCSPURL, ServiceKey: sg.NVIDIAServiceKey}
+	for _, r := range []struct {
+		key, file string
+		dst       *[]*x509.Certificate
+	}{
+		{"nvidia_device_roots", sg.NVIDIADeviceRoots, &o.DeviceRoots},
+		{"nvidia_rim_roots", sg.NVIDIARIMRoots, &o.RIMRoots},
+	} {
+		if r.file == "" {
+			continue
+		}
+		certs, err := readCertChain(r.file)
+		if err != nil {
+			return o, fmt.Errorf("sigil.%s: %w", r.key, err)
+		}
+		*r.dst = certs
+		log.Warn("NVIDIA roots replaced by configuration", "key", "sigil."+r.key, "file", r.file)
+	}
+	return o, nil
 }

@@ -53,6 +53,14 @@ type VerifierOptions struct {
 	// collateral (Intel's TCB signing chain), when replaying old evidence
 	// whose collateral outlived its signing certificate.
 	CertNow func() time.Time
+	// SNPSkipCRL turns off the SEV-SNP check of the ARK-issued CRL (revoked
+	// ASK/ASVK). The check is on by default; its CRLs come from the same
+	// KDS clients and offline stores as the VCEKs (KDS first, then
+	// {CollateralDir}/crl/{product}.crl and the configured OfflineStore
+	// paths). A CRL that cannot be had does not fail verification; the
+	// snp claim crl_status ("checked", "unavailable", "skipped") says what
+	// happened.
+	SNPSkipCRL bool
 	// NVIDIA holds the Sigil-only NVIDIA settings ([sigil] nvidia_*).
 	NVIDIA NVIDIAOptions
 	// StrictDevices makes verification fail when any device's evidence is
@@ -116,10 +124,14 @@ func Verifiers(opts VerifierOptions) (map[string]verifier.Verifier, error) {
 	}
 	out[protocol.TeeTdx] = tdxV
 
-	// AMD SEV-SNP: VCEK from the evidence, KDS or an offline store.
+	// AMD SEV-SNP: VCEK from the evidence, KDS or an offline store; the
+	// ARK's CRL from the same KDS clients, then the same offline stores.
 	var sources []kds.Source
+	var kdsCRLs, offlineCRLs kds.CRLSources
 	if opts.CollateralDir != "" {
-		sources = append(sources, kds.NewOfflineStore(opts.CollateralDir))
+		store := kds.NewOfflineStore(opts.CollateralDir)
+		sources = append(sources, store)
+		offlineCRLs = append(offlineCRLs, store)
 	}
 	vcekSources := []config.VCEKSource{{Type: "KDS", BaseURL: kds.DefaultBaseURL}}
 	if vc.SNP != nil && len(vc.SNP.VCEKSources) > 0 {
@@ -136,13 +148,22 @@ func Verifiers(opts VerifierOptions) (map[string]verifier.Verifier, error) {
 				return nil, fmt.Errorf("verifier_config.snp_verifier.vcek_sources[%d]: %w", i, err)
 			}
 			sources = append(sources, c)
+			kdsCRLs = append(kdsCRLs, c)
 		case "OfflineStore":
-			sources = append(sources, kds.NewOfflineStore(s.Path))
+			store := kds.NewOfflineStore(s.Path)
+			sources = append(sources, store)
+			offlineCRLs = append(offlineCRLs, store)
 		default:
 			return nil, fmt.Errorf("verifier_config.snp_verifier.vcek_sources[%d]: unknown type %q (KDS or OfflineStore)", i, s.Type)
 		}
 	}
-	snpV, err := snp.New(snp.Options{Now: opts.Now, VCEKSources: sources, Logger: opts.Logger})
+	snpOpts := snp.Options{Now: opts.Now, VCEKSources: sources, Logger: opts.Logger}
+	if !opts.SNPSkipCRL {
+		// With no source at all the CRL is "unavailable" (visible in the
+		// claims), not silently skipped.
+		snpOpts.CRL = append(kdsCRLs, offlineCRLs...)
+	}
+	snpV, err := snp.New(snpOpts)
 	if err != nil {
 		return nil, fmt.Errorf("snp verifier: %w", err)
 	}

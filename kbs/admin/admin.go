@@ -150,7 +150,7 @@ func (a *Authorizer) Mode() Mode { return a.mode }
 
 // Authorize allows or denies the admin request r. A denial is an
 // *AccessDeniedError or a *BearerHeaderError whose Error() is the text
-// Trustee reports. The ACL is matched against r.URL.RequestURI().
+// Trustee reports. The ACL is matched as described at aclEntry.allows.
 func (a *Authorizer) Authorize(ctx context.Context, r *http.Request) error {
 	switch a.mode {
 	case InsecureAllowAll:
@@ -166,19 +166,44 @@ func (a *Authorizer) Authorize(ctx context.Context, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	uri := r.URL.RequestURI()
+	path, full := aclTargets(r)
 	for _, e := range a.acl {
-		if e.role == role && e.re.MatchString(uri) {
-			a.log.DebugContext(ctx, "admin request authorized", "role", role, "uri", uri)
+		if e.role == role && e.allows(path, full) {
+			a.log.DebugContext(ctx, "admin request authorized", "role", role, "path", path)
 			return nil
 		}
 	}
 	return &AccessDeniedError{
 		Kind:   RoleNotAllowed,
-		Reason: fmt.Sprintf("Role %s not allowed for path %s", role, uri),
+		Reason: fmt.Sprintf("Role %s not allowed for path %s", role, path),
 		Role:   role,
-		URI:    uri,
+		URI:    path,
 	}
+}
+
+// aclTargets returns the strings an ACL regex is matched against: the
+// request path (escaped as on the wire; the KBS has already rejected "..",
+// "." and escaped slashes and collapsed empty segments) and, when the
+// request has a query, the path plus "?" plus the query.
+func aclTargets(r *http.Request) (path, full string) {
+	path = r.URL.EscapedPath()
+	if r.URL.RawQuery == "" && !r.URL.ForceQuery {
+		return path, ""
+	}
+	return path, path + "?" + r.URL.RawQuery
+}
+
+// allows applies an ACL entry. Trustee matches the regex against the path
+// plus query, so a pattern could be satisfied by text inside the query
+// ("^/kbs/v0/resource/.+/public$" matched ".../secret/key/x?a=/public").
+// Here the path alone must match, and when there is a query the path plus
+// query must match too: a query can narrow what an entry allows, never
+// widen it.
+func (e aclEntry) allows(path, full string) bool {
+	if !e.re.MatchString(path) {
+		return false
+	}
+	return full == "" || e.re.MatchString(full)
 }
 
 func bearerToken(r *http.Request) (string, error) {

@@ -136,3 +136,31 @@ func TestLookupPointer(t *testing.T) {
 		t.Errorf("empty pointer: %v %v %v", got, ok, err)
 	}
 }
+
+func TestValidateTeeKeyPath(t *testing.T) {
+	tests := []struct {
+		ptr string
+		ok  bool
+	}{
+		{"/submods/cpu0/ear.veraison.annotated-evidence/runtime_data_claims/tee-pubkey", true},
+		{"/submods/cpu12/x", true},
+		{"/tee-pubkey", true},
+		{"/customized_claims/runtime_data/tee-pubkey", true},
+		{"/submods/gpu0/ear.veraison.annotated-evidence/runtime_data_claims/tee-pubkey", false},
+		{"/submods/switch0/x", false},
+		{"/submods/cpu", false},
+		{"/submods/cpu0", false},
+		{"/submods/cpu0x/y", false},
+		{"/submods/~0cpu0/y", false},
+		{"/submods/cpu0~1/y", false},
+		{"/submods", false},
+		{"", false},
+		{"submods/cpu0/x", false},
+		{"/a/~2", false},
+	}
+	for _, tt := range tests {
+		if err := ValidateTeeKeyPath(tt.ptr); (err == nil) != tt.ok {
+			t.Errorf("ValidateTeeKeyPath(%q) = %v, want ok=%v", tt.ptr, err, tt.ok)
+		}
+	}
+}

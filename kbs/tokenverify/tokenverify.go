@@ -7,19 +7,39 @@
 //     which chains to a certificate in TrustedCertsPaths;
 //   - a header without `jwk` names its key by `kid` in TrustedJWKSets;
 //   - the JWK's `alg` drives verification and must equal the header `alg`;
-//   - `exp` is required (60 s leeway); `aud` and `nbf` are not checked.
+//   - `exp` is required (60 s leeway); `aud` is not checked.
+//
+// Sigil is stricter than Trustee in these deliberate ways:
+//
+//   - time claims: a token whose `nbf` or `iat` lies more than the leeway
+//     in the future is refused, and so is one valid for longer than
+//     Config.MaxTokenLifetime (plus the leeway), measured as exp - iat and
+//     as exp - now (Trustee only checks `exp`, so a token minted with a
+//     far-future `exp` would be honoured forever);
+//   - x5c leaf: the certificate that endorses the signing key must be fit
+//     for signing tokens (see checkSignerCert): a KeyUsage extension must
+//     include digitalSignature; an ExtendedKeyUsage extension must not
+//     confine the key to TLS (serverAuth, clientAuth), OCSP signing or
+//     time stamping unless it also lists anyExtendedKeyUsage; and a CA
+//     certificate may sign tokens directly only when it is itself a
+//     configured trust anchor (a pinned self-signed signer);
+//   - the JOSE header, the JWK and the payload are parsed as strict JSON
+//     (see package jws): duplicate members, case-folded member names,
+//     invalid UTF-8 and lone surrogate escapes make the token malformed.
 package tokenverify
 
 import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +56,20 @@ type Config struct {
 	ExtraTeeKeyPaths []string
 	// InsecureHeaderJWK trusts a key in the token header without endorsement.
 	InsecureHeaderJWK bool
+	// MaxTokenLifetime is the longest validity accepted: a token whose
+	// exp - iat, or exp - now, exceeds MaxTokenLifetime plus the leeway
+	// (jws.DefaultLeeway) is rejected. Zero means
+	// DefaultMaxTokenLifetime; negative values are a configuration error.
+	// With the builtin Attestation Service this should be
+	// `attestation_token_broker.duration_min`; tokens from another issuer
+	// (a remote AS, Intel Trust Authority) need that issuer's lifetime.
+	// Not a Trustee setting: Trustee does not bound `exp`.
+	MaxTokenLifetime time.Duration
 }
+
+// DefaultMaxTokenLifetime is the MaxTokenLifetime used when the field is
+// zero: Trustee's default token duration (`duration_min = 5`).
+const DefaultMaxTokenLifetime = 5 * time.Minute
 
 // Options carries the injected dependencies.
 type Options struct {
@@ -59,6 +92,9 @@ var (
 	ErrMissingKeyAlg   = errors.New("JWK has no `alg`")
 	ErrAlgMismatch     = errors.New("token `alg` differs from the JWK `alg`")
 	ErrNoKeyIdentifier = errors.New("token header has neither `jwk` nor `kid`")
+	// ErrSignerCert is wrapped (together with ErrUntrustedKey) when the x5c
+	// leaf certificate is not fit to sign tokens.
+	ErrSignerCert = errors.New("x5c leaf certificate is not allowed to sign tokens")
 )
 
 // Verifier verifies attestation tokens. It is safe for concurrent use.
@@ -67,8 +103,9 @@ type Verifier struct {
 	now     func() time.Time
 	log     *slog.Logger
 	roots   *x509.CertPool
-	nRoots  int
+	anchors map[string]struct{} // DER of the trust anchors
 	keySets []*jws.KeySet
+	times   jws.TimeRules
 
 	cacheMax int
 	cacheMu  sync.RWMutex
@@ -97,6 +134,12 @@ func New(ctx context.Context, cfg Config, opts Options) (*Verifier, error) {
 			return nil, fmt.Errorf("extra_teekey_paths: %w", err)
 		}
 	}
+	switch {
+	case cfg.MaxTokenLifetime == 0:
+		cfg.MaxTokenLifetime = DefaultMaxTokenLifetime
+	case cfg.MaxTokenLifetime < 0:
+		return nil, fmt.Errorf("attestation token verifier: negative maximum token lifetime %s", cfg.MaxTokenLifetime)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -106,7 +149,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*Verifier, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
-	v := &Verifier{cfg: cfg, now: opts.Now, log: opts.Logger, roots: x509.NewCertPool()}
+	v := &Verifier{
+		cfg: cfg, now: opts.Now, log: opts.Logger,
+		roots: x509.NewCertPool(), anchors: make(map[string]struct{}),
+		times: jws.TimeRules{Leeway: jws.DefaultLeeway, MaxLifetime: cfg.MaxTokenLifetime},
+	}
 	switch {
 	case opts.HeaderKeyCacheSize == 0:
 		v.cacheMax = 64
@@ -123,7 +170,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Verifier, error) {
 		}
 		for _, c := range certs {
 			v.roots.AddCert(c)
-			v.nRoots++
+			v.anchors[string(c.Raw)] = struct{}{}
 		}
 	}
 	for _, uri := range cfg.TrustedJWKSets {
@@ -168,8 +215,9 @@ func loadCerts(path string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// Verify checks the token's signature, key endorsement and `exp`, and
-// returns its claims (JSON numbers as float64).
+// Verify checks the token's signature, key endorsement and time claims
+// (`exp`, `nbf`, `iat`, lifetime; see jws.CheckTimes), and returns its
+// claims (JSON numbers as float64).
 func (v *Verifier) Verify(ctx context.Context, token string) (map[string]any, error) {
 	tok, err := jws.Parse(token)
 	if err != nil {
@@ -206,7 +254,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (map[string]any, er
 	if err != nil {
 		return nil, err
 	}
-	if err := jws.CheckExp(claims, v.now(), jws.DefaultLeeway); err != nil {
+	if err := jws.CheckTimes(claims, v.now(), v.times); err != nil {
 		return nil, err
 	}
 	return claims, nil
@@ -271,7 +319,7 @@ func (v *Verifier) endorse(raw []byte, now time.Time) (*headerKey, error) {
 	if v.cfg.InsecureHeaderJWK {
 		return &headerKey{key: jwk.Key, alg: jwk.Alg}, nil
 	}
-	if v.nRoots == 0 {
+	if len(v.anchors) == 0 {
 		return nil, fmt.Errorf("%w: header jwk present but no trusted certificate is configured", ErrUntrustedKey)
 	}
 	chain, err := v.verifyX5c(jwk, now)
@@ -318,6 +366,10 @@ func (v *Verifier) verifyX5c(jwk *jws.JWK, now time.Time) ([]*x509.Certificate, 
 	if !jws.KeysEqual(jwk.Key, certs[0].PublicKey) {
 		return nil, errors.New("jwk does not match the x5c leaf certificate")
 	}
+	_, pinned := v.anchors[string(certs[0].Raw)]
+	if err := checkSignerCert(certs[0], pinned); err != nil {
+		return nil, err
+	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
@@ -332,4 +384,93 @@ func (v *Verifier) verifyX5c(jwk *jws.JWK, now time.Time) ([]*x509.Certificate, 
 		return nil, fmt.Errorf("x5c chain: %w", err)
 	}
 	return chains[0], nil
+}
+
+// Object identifiers of the X.509 extensions checkSignerCert looks at.
+var (
+	oidKeyUsage    = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
+)
+
+// dedicatedEKU lists extended key usages that confine a key to another
+// protocol. A leaf whose EKUs are all among these (without
+// anyExtendedKeyUsage) is, for example, a TLS server certificate, and its
+// key must not be accepted as an attestation-token signer.
+var dedicatedEKU = map[x509.ExtKeyUsage]bool{
+	x509.ExtKeyUsageServerAuth:   true,
+	x509.ExtKeyUsageClientAuth:   true,
+	x509.ExtKeyUsageOCSPSigning:  true,
+	x509.ExtKeyUsageTimeStamping: true,
+}
+
+// checkSignerCert decides whether the x5c leaf may endorse a token signing
+// key. pinned tells whether the leaf is itself a configured trust anchor.
+//
+//   - KeyUsage: when the extension is present it must assert
+//     digitalSignature (RFC 5280 §4.2.1.3: a key limited to, say,
+//     keyCertSign or keyEncipherment must not sign JWS).
+//   - ExtendedKeyUsage: when present, it must list anyExtendedKeyUsage or
+//     at least one purpose outside serverAuth, clientAuth, OCSPSigning and
+//     timeStamping. There is no registered "token signing" purpose, so
+//     codeSigning, documentSigning or a private OID are accepted; a
+//     certificate issued only for TLS (or OCSP, or time stamping) is not,
+//     since that would let a web-server key mint attestation tokens.
+//   - CA certificates (basicConstraints cA=TRUE) are refused as signers
+//     unless pinned: a signing key should sit in a dedicated end-entity
+//     certificate, and an intermediate CA presented as the leaf usually
+//     means a CA key is being misused (or a chain was mis-assembled). A
+//     self-signed signer certificate that the operator lists in
+//     trusted_certs_paths is accepted even if it is marked as a CA, since
+//     the operator pinned that exact certificate.
+func checkSignerCert(leaf *x509.Certificate, pinned bool) error {
+	var hasKU, hasEKU bool
+	for _, ext := range leaf.Extensions {
+		switch {
+		case ext.Id.Equal(oidKeyUsage):
+			hasKU = true
+		case ext.Id.Equal(oidExtKeyUsage):
+			hasEKU = true
+		}
+	}
+	if hasKU && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return fmt.Errorf("%w: its key usage lacks digitalSignature", ErrSignerCert)
+	}
+	if hasEKU && !signingEKU(leaf) {
+		return fmt.Errorf("%w: its extended key usage %s does not allow token signing", ErrSignerCert, ekuNames(leaf))
+	}
+	if leaf.BasicConstraintsValid && leaf.IsCA && !pinned {
+		return fmt.Errorf("%w: it is a CA certificate (use an end-entity certificate, or pin it in trusted_certs_paths)", ErrSignerCert)
+	}
+	return nil
+}
+
+func signingEKU(c *x509.Certificate) bool {
+	if len(c.UnknownExtKeyUsage) > 0 {
+		return true
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageAny || !dedicatedEKU[u] {
+			return true
+		}
+	}
+	return false
+}
+
+func ekuNames(c *x509.Certificate) string {
+	names := make([]string, 0, len(c.ExtKeyUsage))
+	for _, u := range c.ExtKeyUsage {
+		switch u {
+		case x509.ExtKeyUsageServerAuth:
+			names = append(names, "serverAuth")
+		case x509.ExtKeyUsageClientAuth:
+			names = append(names, "clientAuth")
+		case x509.ExtKeyUsageOCSPSigning:
+			names = append(names, "OCSPSigning")
+		case x509.ExtKeyUsageTimeStamping:
+			names = append(names, "timeStamping")
+		default:
+			names = append(names, fmt.Sprintf("EKU(%d)", u))
+		}
+	}
+	return "[" + strings.Join(names, ", ") + "]"
 }

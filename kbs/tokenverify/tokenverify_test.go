@@ -107,9 +107,19 @@ func x5c(certs ...*x509.Certificate) []any {
 	return out
 }
 
+// validFor is the lifetime of the test tokens, within DefaultMaxTokenLifetime.
+const validFor = 4 * time.Minute
+
+// claims returns EAR-like claims expiring at exp, issued validFor earlier
+// (or now, when that would lie in the future).
 func claims(exp time.Time) map[string]any {
+	iat := exp.Add(-validFor)
+	if iat.After(testNow) {
+		iat = testNow
+	}
 	return map[string]any{
 		"iss":     "CoCo-Attestation-Service",
+		"iat":     iat.Unix(),
 		"exp":     exp.Unix(),
 		"submods": map[string]any{"cpu0": map[string]any{"ear.status": "affirming"}},
 	}
@@ -171,7 +181,7 @@ func TestX5cScenarios(t *testing.T) {
 		return out
 	}(), "\n")
 
-	exp := testNow.Add(time.Hour)
+	exp := testNow.Add(validFor)
 	cases := []struct {
 		name    string
 		trust   []*x509.Certificate
@@ -241,7 +251,8 @@ func TestX5cCacheHonoursValidity(t *testing.T) {
 	leafKey := genP256(t)
 	leaf := issue(t, "leaf", leafKey.Public(), leafKey, root, false, testNow.Add(-time.Hour), testNow.Add(time.Hour))
 	now := testNow
-	v, err := New(context.Background(), Config{TrustedCertsPaths: []string{writePEM(t, root.cert)}}, Options{Now: func() time.Time { return now }})
+	v, err := New(context.Background(), Config{TrustedCertsPaths: []string{writePEM(t, root.cert)}, MaxTokenLifetime: 24 * time.Hour},
+		Options{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +276,7 @@ func TestHeaderKeyCacheBounded(t *testing.T) {
 	}
 	for range 5 {
 		k := genP256(t)
-		tok := jwstest.Sign(t, "ES256", k, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(time.Hour)))
+		tok := jwstest.Sign(t, "ES256", k, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(validFor)))
 		if _, err := v.Verify(context.Background(), tok); err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +293,7 @@ func TestInsecureHeaderJWK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := jwstest.Sign(t, "ES256", k, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(time.Hour)))
+	good := jwstest.Sign(t, "ES256", k, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(validFor)))
 	parts := strings.Split(good, ".")
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	tamperedPayload := strings.Replace(string(payload), "affirming", "warning!!", 1)
@@ -298,18 +309,18 @@ func TestInsecureHeaderJWK(t *testing.T) {
 	}{
 		{"ok", good, nil},
 		{"ok within exp leeway", jwstest.Sign(t, "ES256", k, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(-30*time.Second))), nil},
-		{"RSA PS256 ok", jwstest.Sign(t, "PS256", rsaKey, headerJWK(rsaKey.Public(), "PS256", nil), claims(testNow.Add(time.Hour))), nil},
+		{"RSA PS256 ok", jwstest.Sign(t, "PS256", rsaKey, headerJWK(rsaKey.Public(), "PS256", nil), claims(testNow.Add(validFor))), nil},
 		{"tampered payload", tampered, jws.ErrInvalidSignature},
-		{"forged signature", jwstest.Sign(t, "ES256", other, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(time.Hour))), jws.ErrInvalidSignature},
+		{"forged signature", jwstest.Sign(t, "ES256", other, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(validFor))), jws.ErrInvalidSignature},
 		{"expired", jwstest.Sign(t, "ES256", k, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(-2*time.Minute))), jws.ErrExpired},
 		{"missing exp", jwstest.Sign(t, "ES256", k, headerJWK(k.Public(), "ES256", nil), noExp), jws.ErrMissingExp},
-		{"jwk without alg", jwstest.Sign(t, "ES256", k, map[string]any{"jwk": noAlg["jwk"]}, claims(testNow.Add(time.Hour))), ErrMissingKeyAlg},
-		{"header alg differs from jwk alg", jwstest.Sign(t, "PS256", rsaKey, headerJWK(rsaKey.Public(), "RS256", nil), claims(testNow.Add(time.Hour))), ErrAlgMismatch},
-		{"jwk alg inconsistent with key", jwstest.Sign(t, "ES384", k, headerJWK(k.Public(), "ES384", nil), claims(testNow.Add(time.Hour))), jws.ErrKeyMismatch},
+		{"jwk without alg", jwstest.Sign(t, "ES256", k, map[string]any{"jwk": noAlg["jwk"]}, claims(testNow.Add(validFor))), ErrMissingKeyAlg},
+		{"header alg differs from jwk alg", jwstest.Sign(t, "PS256", rsaKey, headerJWK(rsaKey.Public(), "RS256", nil), claims(testNow.Add(validFor))), ErrAlgMismatch},
+		{"jwk alg inconsistent with key", jwstest.Sign(t, "ES384", k, headerJWK(k.Public(), "ES384", nil), claims(testNow.Add(validFor))), jws.ErrKeyMismatch},
 		{"alg none", unsignedToken(map[string]any{"alg": "none", "jwk": jwstest.JWK(k.Public(), "none", "")}), jws.ErrUnsupportedAlg},
 		{"HS256 keyed with the jwk", unsignedToken(map[string]any{"alg": "HS256", "jwk": jwstest.JWK(k.Public(), "HS256", "")}), jws.ErrUnsupportedAlg},
-		{"neither jwk nor kid", jwstest.Sign(t, "ES256", k, nil, claims(testNow.Add(time.Hour))), ErrNoKeyIdentifier},
-		{"kid without JWK sets", jwstest.Sign(t, "ES256", k, map[string]any{"kid": "a"}, claims(testNow.Add(time.Hour))), ErrUntrustedKey},
+		{"neither jwk nor kid", jwstest.Sign(t, "ES256", k, nil, claims(testNow.Add(validFor))), ErrNoKeyIdentifier},
+		{"kid without JWK sets", jwstest.Sign(t, "ES256", k, map[string]any{"kid": "a"}, claims(testNow.Add(validFor))), ErrUntrustedKey},
 		{"not a JWT", "abc", jws.ErrMalformed},
 	}
 	v, err := New(context.Background(), Config{InsecureHeaderJWK: true}, Options{Now: fixedClock})
@@ -331,7 +342,7 @@ func TestInsecureHeaderJWK(t *testing.T) {
 
 func unsignedToken(header map[string]any) string {
 	hb, _ := json.Marshal(header)
-	cb, _ := json.Marshal(claims(testNow.Add(time.Hour)))
+	cb, _ := json.Marshal(claims(testNow.Add(validFor)))
 	return base64.RawURLEncoding.EncodeToString(hb) + "." + base64.RawURLEncoding.EncodeToString(cb) + ".c2ln"
 }
 
@@ -344,7 +355,7 @@ func TestHeaderJWKNeedsEndorsement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := jwstest.Sign(t, "ES256", k, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(time.Hour)))
+	tok := jwstest.Sign(t, "ES256", k, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(validFor)))
 	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, ErrUntrustedKey) {
 		t.Fatalf("got %v", err)
 	}
@@ -380,7 +391,7 @@ func TestKidJWKSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp := testNow.Add(time.Hour)
+	exp := testNow.Add(validFor)
 	cases := []struct {
 		name    string
 		token   string
@@ -510,8 +521,8 @@ func BenchmarkVerifyEAR(b *testing.B) {
 
 func FuzzVerify(f *testing.F) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	f.Add(jwstest.Sign(f, "ES256", k, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(time.Hour))))
-	f.Add(jwstest.Sign(f, "ES256", k, map[string]any{"kid": "a"}, claims(testNow.Add(time.Hour))))
+	f.Add(jwstest.Sign(f, "ES256", k, headerJWK(k.Public(), "ES256", nil), claims(testNow.Add(validFor))))
+	f.Add(jwstest.Sign(f, "ES256", k, map[string]any{"kid": "a"}, claims(testNow.Add(validFor))))
 	f.Add("e30.e30.e30")
 	v, err := New(context.Background(), Config{InsecureHeaderJWK: true}, Options{Now: fixedClock})
 	if err != nil {
@@ -533,7 +544,7 @@ func BenchmarkVerifySmall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tok := jwstest.Sign(b, "ES256", k, headerJWK(k.Public(), "ES256", nil), map[string]any{"exp": testNow.Add(time.Hour).Unix()})
+	tok := jwstest.Sign(b, "ES256", k, headerJWK(k.Public(), "ES256", nil), map[string]any{"exp": testNow.Add(validFor).Unix()})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -16,7 +16,7 @@
 // (Create, which therefore never overwrites). Directories are created with
 // mode 0700 and files with 0600. Temporary files are named ".sigil-tmp~…";
 // "~" cannot occur in a key, so they never collide with keys and List skips
-// them.
+// them; opening a namespace removes those a crash left behind.
 package localfs
 
 import (
@@ -95,7 +95,29 @@ func (b *Backend) namespace(ctx context.Context, name string, durable bool) (sto
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("localfs: create namespace %s: %w", dir, err)
 	}
+	if err := removeTemps(dir); err != nil {
+		return nil, fmt.Errorf("localfs: namespace %s: %w", dir, err)
+	}
 	return &store{dir: dir, durable: durable}, nil
+}
+
+// removeTemps deletes temporary files a crash left between write and
+// rename. A namespace is opened at startup; one directory is served by one
+// process (LocalFs is a single-host backend; replicas use Postgres or
+// Redis), so no write of another process can be in flight.
+func removeTemps(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tmpPrefix) && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Close is a no-op: the backend holds no open files between calls.

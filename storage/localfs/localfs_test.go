@@ -308,3 +308,36 @@ func FuzzKeyConfinement(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenRemovesCrashTemps: a crash between writing a temporary file and
+// renaming it leaves the file behind; opening the namespace removes it and
+// keeps every key.
+func TestOpenRemovesCrashTemps(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := localfs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Namespace(ctx, "repository")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Set(ctx, "a/b/c", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	leftover := filepath.Join(dir, "repository", ".sigil-tmp~123456")
+	if err := os.WriteFile(leftover, []byte("half a secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err = b.Namespace(ctx, "repository")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("temporary file still there: %v", err)
+	}
+	if v, err := st.Get(ctx, "a/b/c"); err != nil || string(v) != "kept" {
+		t.Errorf("Get = %q, %v", v, err)
+	}
+}

@@ -81,6 +81,11 @@ type MeasurementResult struct {
 	// Success is true when every active golden measurement matched
 	// (measres "success").
 	Success bool
+	// Reason explains why Success is false, accurately: whether the
+	// measurements were compared and differ, or were not compared at all
+	// (a RIM missing or untrusted, conflicting RIMs, nothing to compare).
+	// It becomes ClaimMeasresReason; "" lets the verifier derive one.
+	Reason string
 	// Mismatches lists the measurements that did not match.
 	Mismatches []MeasurementMismatch
 	// OEMID is the RIM FirmwareManufacturerId ("5703"); "" if unknown.
@@ -95,7 +100,7 @@ type MeasurementResult struct {
 type MeasurementAppraiser interface {
 	// Appraise returns the outcome; an error means appraisal could not be
 	// carried out (e.g. the RIM service is unreachable), which yields
-	// measres "fail" with the error as reason.
+	// measres "fail" with the reason "measurements not compared: <error>".
 	Appraise(ctx context.Context, dev DeviceInfo) (*MeasurementResult, error)
 }
 

@@ -135,6 +135,8 @@ func CertFWID(leaf *x509.Certificate, arch Arch) ([]byte, error) {
 
 // archFromModel derives the architecture from a device certificate common
 // name ("GH100 A01 GSP FMC LF", "GB100 …", "LS_10 …"); "" when unknown.
+// The leaf (certificate 0) and the BROM (certificate 1, issued by NVIDIA's
+// provisioner) both name the device model.
 func archFromModel(cn string) Arch {
 	model, _, _ := strings.Cut(cn, " ")
 	switch {
@@ -156,7 +158,9 @@ type chainInfo struct {
 	fwidErr  error
 	hwmodel  string // CN of certificate 1
 	ueid     string // decimal leaf serial
-	certArch Arch
+	// leafArch and bromArch are the architectures the leaf and BROM
+	// common names name ("" when unknown).
+	leafArch, bromArch Arch
 	// validity window of the whole chain
 	notBefore, notAfter time.Time
 }
@@ -227,7 +231,8 @@ func verifyChainLen(certs []*x509.Certificate, roots []*x509.Certificate, arch A
 		leafKey:   key,
 		hwmodel:   certs[1].Subject.CommonName,
 		ueid:      certs[0].SerialNumber.String(),
-		certArch:  archFromModel(certs[0].Subject.CommonName),
+		leafArch:  archFromModel(certs[0].Subject.CommonName),
+		bromArch:  archFromModel(certs[1].Subject.CommonName),
 		notBefore: certs[0].NotBefore,
 		notAfter:  certs[0].NotAfter,
 	}
@@ -241,6 +246,22 @@ func verifyChainLen(certs []*x509.Certificate, roots []*x509.Certificate, arch A
 	}
 	info.certFWID, info.fwidErr = CertFWID(certs[0], arch)
 	return info, nil
+}
+
+// checkArch requires the declared arch to be the one both the leaf and the
+// BROM certificate name.
+func (c *chainInfo) checkArch(declared Arch) error {
+	if c.leafArch == declared && c.bromArch == declared {
+		return nil
+	}
+	name := func(a Arch) string {
+		if a == "" {
+			return "no known architecture"
+		}
+		return string(a)
+	}
+	return fmt.Errorf("%w: evidence declares %s, but the leaf certificate %q names %s and the BROM certificate %q names %s",
+		ErrArchMismatch, declared, c.certs[0].Subject.CommonName, name(c.leafArch), c.hwmodel, name(c.bromArch))
 }
 
 func inOrder(chains [][]*x509.Certificate, certs []*x509.Certificate) bool {

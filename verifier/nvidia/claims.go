@@ -75,7 +75,7 @@ func (s *deviceState) claims() map[string]any {
 	// Report.
 	c[p+"attestation-report-parsed"] = parsed
 	c[p+"attestation-report-signature-verified"] = s.sigOK
-	c[p+"arch-check"] = s.chain != nil && s.chain.certArch == s.arch
+	c[p+"arch-check"] = s.chain != nil && s.archErr == nil
 	if s.nonceOK != nil {
 		c[p+"attestation-report-nonce-match"] = *s.nonceOK
 		c[ClaimNonce] = map[bool]string{true: "match", false: "mismatch"}[*s.nonceOK]

@@ -13,6 +13,10 @@
 //   - the device chain has exactly ChainLength certificates in leaf-to-root
 //     order, ends at a pinned root (default: the embedded NVIDIA Device
 //     Identity CA) and is valid at Options.Now;
+//   - the declared arch is the architecture both the leaf and the BROM
+//     certificate name ("GH100 …" Hopper, "GB…" Blackwell, "LS_10 …"
+//     LS10): a GPU's evidence declared as a switch is not a genuine switch
+//     (ErrArchMismatch);
 //   - the ECDSA P-384/SHA-384 signature over the request and the response
 //     up to the signature verifies with the leaf key;
 //   - the leaf carries the FWID extension and, when the report has an FWID
@@ -30,7 +34,10 @@
 // and "switch" for LS10. By default a device whose evidence is not genuine
 // still yields a Result whose claims record the failure (so the policy
 // contraindicates that submodule without failing the others); with
-// Options.FailOnInvalidDevice, Verify instead returns an error.
+// Options.FailOnInvalidDevice, Verify instead returns an error. One device
+// presented more than once (same leaf or BROM certificate, or same ueid,
+// whatever arch it is declared as) always fails Verify
+// (ErrDuplicateDevice), so a topology cannot be assembled from copies.
 //
 // # Claims
 //
@@ -42,7 +49,7 @@
 //     equal its golden file exactly. measurements/config are absent when the
 //     report does not parse.
 //   - NRAS v3 names with prefix x-nvidia-gpu- or x-nvidia-switch-:
-//     arch-check (declared arch = the leaf certificate's model),
+//     arch-check (declared arch = the leaf and BROM certificates' model),
 //     attestation-report-parsed, -signature-verified, -nonce-match (null when
 //     no report data was expected), -cert-chain {x-nvidia-cert-status
 //     valid|invalid|expired|revoked, x-nvidia-cert-ocsp-status
@@ -51,7 +58,9 @@
 //     driver-version and vbios-version (upper case) for GPUs, bios-version
 //     for switches; the RIM claims (driver-rim-*, vbios-rim-*, bios-rim-*,
 //     vbios-index-no-conflict; null without an appraiser); measres
-//     ("success", "fail" or "not-checked"), secboot/dbgstat (only with
+//     ("success", "fail" or "not-checked"; ClaimMeasresReason tells a
+//     comparison that found differences from measurements that were not
+//     compared at all), secboot/dbgstat (only with
 //     measres success), hwmodel, ueid, oemid, eat_nonce,
 //     x-nvidia-attestation-warning, x-nvidia-device-type, and the PPCIE
 //     topology claims x-nvidia-gpu-switch-pdis / x-nvidia-switch-pdi /

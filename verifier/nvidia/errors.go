@@ -24,6 +24,13 @@ var (
 	// ErrFWID: the leaf certificate has no FWID extension, or its FWID
 	// differs from the report's.
 	ErrFWID = errors.New("nvidia: FWID binding invalid")
+	// ErrArchMismatch: the declared arch of a device entry is not the
+	// architecture its certificates name (leaf and BROM common names), e.g.
+	// a Hopper GPU's evidence declared as an LS10 NVSwitch.
+	ErrArchMismatch = errors.New("nvidia: declared device architecture does not match the device certificates")
+	// ErrDuplicateDevice: one device (same leaf or BROM certificate, or
+	// same ueid) appears more than once in one evidence document.
+	ErrDuplicateDevice = errors.New("nvidia: the same device appears more than once")
 	// ErrNonceMismatch: the SPDM requester nonce is not the expected one.
 	ErrNonceMismatch = errors.New("nvidia: SPDM nonce does not match the expected report data")
 	// ErrServiceUnavailable is wrapped by a MeasurementAppraiser or

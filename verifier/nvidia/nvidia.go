@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"math/big"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -177,9 +179,12 @@ func ParseNVATEvidence(data []byte) (*Evidence, error) {
 
 // Verify implements verifier.Verifier. exp.ReportData, regularised to 32
 // bytes, must equal every device's SPDM nonce (nil: not checked);
-// exp.InitDataDigest is ignored, as in Trustee. When the devices form a
-// PPCIe set, one more result of class ClassPPCIe describes the topology
-// (ValidatePPCIe); a failed topology is an error only with
+// exp.InitDataDigest is ignored, as in Trustee. One device presented more
+// than once (the same leaf or BROM certificate, or the same ueid) is an
+// error (ErrDuplicateDevice), whatever FailOnInvalidDevice says: the
+// evidence would otherwise count one device several times. When the
+// devices form a PPCIe set, one more result of class ClassPPCIe describes
+// the topology (ValidatePPCIe); a failed topology is an error only with
 // FailOnInvalidDevice.
 func (v *Verifier) Verify(ctx context.Context, evidence []byte, exp verifier.Expected) ([]verifier.Result, error) {
 	if err := ctx.Err(); err != nil {
@@ -190,6 +195,7 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, exp verifier.Exp
 		return nil, err
 	}
 	results := make([]verifier.Result, len(ev.Devices))
+	states := make([]*deviceState, len(ev.Devices))
 	errs := make([]error, len(ev.Devices))
 	sem := make(chan struct{}, v.maxConc)
 	var wg sync.WaitGroup
@@ -199,11 +205,20 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, exp verifier.Exp
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i], errs[i] = v.VerifyDevice(ctx, ev.Devices[i], exp)
+			results[i], states[i], errs[i] = v.verifyDevice(ctx, ev.Devices[i], exp)
 		}()
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	chains := make([][]*x509.Certificate, len(states))
+	for i, s := range states {
+		if s != nil {
+			chains[i] = s.certs
+		}
+	}
+	if err := distinctDevices(ev.Devices, chains); err != nil {
 		return nil, err
 	}
 	var all []error
@@ -230,9 +245,16 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, exp verifier.Exp
 // claims record every check; the error is non-nil when the evidence is not
 // genuine (it wraps the sentinel of every failing check).
 func (v *Verifier) VerifyDevice(ctx context.Context, d DeviceEvidence, exp verifier.Expected) (verifier.Result, error) {
+	res, _, err := v.verifyDevice(ctx, d, exp)
+	return res, err
+}
+
+// verifyDevice is VerifyDevice that also returns the device's state (nil
+// when the arch is not supported).
+func (v *Verifier) verifyDevice(ctx context.Context, d DeviceEvidence, exp verifier.Expected) (verifier.Result, *deviceState, error) {
 	arch, err := ParseArch(d.Arch)
 	if err != nil {
-		return verifier.Result{}, fmt.Errorf("%w: %w", ErrEvidence, err)
+		return verifier.Result{}, nil, fmt.Errorf("%w: %w", ErrEvidence, err)
 	}
 	uuid := d.UUID
 	if uuid == "" {
@@ -247,13 +269,74 @@ func (v *Verifier) VerifyDevice(ctx context.Context, d DeviceEvidence, exp verif
 	// with verbose_token.
 	res := verifier.Result{Class: arch.Class(), Claims: st.claims(), RawClaims: []string{"measurements"}}
 	if st.unavailable != nil {
-		return res, st.unavailable
+		return res, st, st.unavailable
 	}
 	if err := st.err(); err != nil {
 		v.log.DebugContext(ctx, "nvidia device evidence not genuine", "uuid", uuid, "arch", string(arch), "error", err)
-		return res, err
+		return res, st, err
 	}
-	return res, nil
+	return res, st, nil
+}
+
+// CheckDistinctDevices fails (ErrDuplicateDevice) when two entries of
+// devs present the same device: the same leaf certificate, the same BROM
+// certificate (NVIDIA issues one per device) or the same ueid (leaf serial
+// number), whatever arch each declares. Entries whose certificates do not
+// parse carry no identity and are not compared. Verify applies it; the
+// Remote (NRAS) verifier calls it before sending the evidence.
+func CheckDistinctDevices(devs []DeviceEvidence) error {
+	chains := make([][]*x509.Certificate, len(devs))
+	for i, d := range devs {
+		pemBytes, err := base64.StdEncoding.DecodeString(strings.TrimSpace(d.Certificate))
+		if err != nil {
+			continue
+		}
+		chains[i], _ = ParseCertChain(pemBytes)
+	}
+	return distinctDevices(devs, chains)
+}
+
+// distinctDevices is CheckDistinctDevices on parsed chains (nil: none).
+func distinctDevices(devs []DeviceEvidence, chains [][]*x509.Certificate) error {
+	seen := map[string]int{}
+	var errs []error
+	for i, certs := range chains {
+		reported := false
+		for _, id := range identities(certs) {
+			j, dup := seen[id]
+			if !dup {
+				seen[id] = i
+				continue
+			}
+			if !reported {
+				reported = true
+				errs = append(errs, fmt.Errorf("%w: device %d (%s, %s) and device %d (%s, %s) have the same %s",
+					ErrDuplicateDevice, j, devs[j].UUID, devs[j].Arch, i, devs[i].UUID, devs[i].Arch, id))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// identities names a device by its certificates ("leaf certificate
+// <sha256>", "ueid <serial>", "BROM certificate <sha256>"); nil without
+// certificates.
+func identities(certs []*x509.Certificate) []string {
+	if len(certs) == 0 {
+		return nil
+	}
+	digest := func(c *x509.Certificate) string {
+		sum := sha256.Sum256(c.Raw)
+		return hex.EncodeToString(sum[:])
+	}
+	ids := []string{
+		"leaf certificate " + digest(certs[0]),
+		"ueid " + certs[0].SerialNumber.String(),
+	}
+	if len(certs) > 1 {
+		ids = append(ids, "BROM certificate "+digest(certs[1]))
+	}
+	return ids
 }
 
 // deviceState collects the outcome of each check for the claims.
@@ -267,6 +350,7 @@ type deviceState struct {
 	certs     []*x509.Certificate // parsed, maybe unverified
 	chain     *chainInfo          // non-nil when the chain verified
 	chainErr  error
+	archErr   error  // the declared arch differs from the certificates'
 	chainStat string // "valid" | "invalid" | "expired"
 	sigErr    error
 	sigOK     bool
@@ -286,12 +370,12 @@ type deviceState struct {
 }
 
 func (s *deviceState) genuine() bool {
-	return s.parseErr == nil && s.chain != nil && s.sigOK && s.fwidErr == nil && s.nonceErr == nil
+	return s.parseErr == nil && s.chain != nil && s.archErr == nil && s.sigOK && s.fwidErr == nil && s.nonceErr == nil
 }
 
 func (s *deviceState) errs() []error {
 	var out []error
-	for _, e := range []error{s.parseErr, s.chainErr, s.sigErr, s.fwidErr, s.nonceErr} {
+	for _, e := range []error{s.parseErr, s.chainErr, s.archErr, s.sigErr, s.fwidErr, s.nonceErr} {
 		if e != nil {
 			out = append(out, e)
 		}
@@ -318,8 +402,12 @@ func (v *Verifier) check(ctx context.Context, s *deviceState, d DeviceEvidence, 
 		s.report = nil
 	}
 
-	// Chain (cached when verified).
+	// Chain (cached when verified), and the declared arch against the
+	// model the certificates name.
 	v.checkChain(s, d.Certificate, now)
+	if s.chain != nil {
+		s.archErr = s.chain.checkArch(s.arch)
+	}
 
 	// Signature with the leaf key (the chain's, or certificate 0's when the
 	// chain failed, so the claims still tell whether it matches).
@@ -436,7 +524,7 @@ func (v *Verifier) appraise(ctx context.Context, s *deviceState) {
 	}
 	res, err := v.appraiser.Appraise(ctx, s.deviceInfo())
 	if err != nil {
-		s.measReason = err.Error()
+		s.measReason = "measurements not compared: " + err.Error()
 		s.meas = &MeasurementResult{}
 		if errors.Is(err, ErrServiceUnavailable) {
 			s.unavailable = err
@@ -444,14 +532,41 @@ func (v *Verifier) appraise(ctx context.Context, s *deviceState) {
 		return
 	}
 	if res == nil {
-		s.measReason = "measurement appraiser returned no result"
+		s.measReason = "measurements not compared: the measurement appraiser returned no result"
 		s.meas = &MeasurementResult{}
 		return
 	}
 	s.meas = res
 	if !res.Success {
-		s.measReason = "measurements do not match the reference values"
+		s.measReason = failureReason(res)
 	}
+}
+
+// failureReason explains a failed appraisal: the appraiser's own reason,
+// else the mismatches, else that nothing was compared. It never says the
+// measurements do not match unless some were compared and differed.
+func failureReason(res *MeasurementResult) string {
+	switch {
+	case res.Reason != "":
+		return res.Reason
+	case len(res.Mismatches) > 0:
+		return mismatchReason(res.Mismatches)
+	}
+	return "measurements not compared: the measurement appraiser gave no reason"
+}
+
+// mismatchReason is "N measurement(s) do not match the reference values
+// (RIM indices …)".
+func mismatchReason(ms []MeasurementMismatch) string {
+	idx := make([]string, len(ms))
+	for i, m := range ms {
+		idx[i] = strconv.Itoa(m.Index)
+	}
+	verb := "measurements do"
+	if len(ms) == 1 {
+		verb = "measurement does"
+	}
+	return fmt.Sprintf("%d %s not match the reference values (RIM indices %s)", len(ms), verb, strings.Join(idx, ", "))
 }
 
 func (s *deviceState) deviceInfo() DeviceInfo {

@@ -53,7 +53,8 @@ const (
 	// ClaimPPCIeDevicesVerified: every device's evidence is genuine
 	// (parsed, signature verified, chain valid, FWID and nonce not failed).
 	ClaimPPCIeDevicesVerified = "x-nvidia-ppcie-devices-verified"
-	// ClaimPPCIeDevicesUnique: no device (ueid) appears twice.
+	// ClaimPPCIeDevicesUnique: no device (ueid) appears twice, whatever
+	// class it is declared as.
 	ClaimPPCIeDevicesUnique = "x-nvidia-ppcie-devices-unique"
 	// ClaimPPCIeModeCheck: every GPU runs in PPCIE mode (feature flag) with
 	// protected PCIe on (0xAA). Null when the GPU claims carry neither
@@ -151,13 +152,14 @@ func ValidatePPCIe(results []verifier.Result) (*verifier.Result, error) {
 			verified = false
 			fail("%s is not verified: %s", d.name, why)
 		}
+		// Across classes too: a GPU's evidence declared as a switch is
+		// still that GPU.
 		if u, ok := d.claims["ueid"].(string); ok && u != "" {
-			key := d.prefix + u
-			if other, dup := seen[key]; dup {
+			if other, dup := seen[u]; dup {
 				unique = false
 				fail("%s and %s are the same device (ueid %s)", other, d.name, u)
 			}
-			seen[key] = d.name
+			seen[u] = d.name
 		}
 	}
 	check(ClaimPPCIeDevicesVerified, verified)

@@ -132,6 +132,10 @@ func TestPPCIeRealBroken(t *testing.T) {
 			[]string{ClaimPPCIeDevicesUnique}},
 		{"duplicate switch", func(r []verifier.Result) []verifier.Result { r[firstSwitch+1] = r[firstSwitch]; return r },
 			[]string{ClaimPPCIeDevicesUnique, ClaimPPCIeSwitchPDIsCheck, ClaimPPCIeGPUSwitchPDIsCheck}},
+		{"switch with a GPU's ueid", func(r []verifier.Result) []verifier.Result {
+			r[firstSwitch].Claims["ueid"] = r[0].Claims["ueid"]
+			return r
+		}, []string{ClaimPPCIeDevicesUnique}},
 		{"GPU reports a foreign switch PDI", func(r []verifier.Result) []verifier.Result {
 			l := slices.Clone(r[3].Claims[claimGPUSwitchPDIs].([]any))
 			for i, p := range l {

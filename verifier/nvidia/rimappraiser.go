@@ -95,9 +95,9 @@ func (a *RIMAppraiser) Appraise(ctx context.Context, dev DeviceInfo) (*Measureme
 	if vbios != nil {
 		res.OEMID = vbios.Meta.FirmwareManufacturerID
 	}
-	usable := vbios != nil && (dev.Arch.IsSwitch() || driver != nil)
-	if !usable {
-		res.Warnings = append(res.Warnings, "measurements not compared: a RIM could not be fetched or verified")
+	if why := unusableRIMs(dev.Arch, res, driver, vbios); why != "" {
+		res.Reason = "measurements not compared: " + why
+		res.Warnings = append(res.Warnings, res.Reason)
 		return res, nil
 	}
 	opts := rim.CompareOptions{}
@@ -109,9 +109,11 @@ func (a *RIMAppraiser) Appraise(ctx context.Context, dev DeviceInfo) (*Measureme
 	switch {
 	case errors.Is(err, rim.ErrIndexConflict):
 		res.IndexNoConflict = false
+		res.Reason = "measurements not compared: the driver and VBIOS RIMs bind the same measurement index: " + err.Error()
 		res.Warnings = append(res.Warnings, err.Error())
 		return res, nil
 	case err != nil:
+		res.Reason = "measurements not compared: " + err.Error()
 		res.Warnings = append(res.Warnings, "measurement comparison failed: "+err.Error())
 		return res, nil
 	}
@@ -121,8 +123,46 @@ func (a *RIMAppraiser) Appraise(ctx context.Context, dev DeviceInfo) (*Measureme
 			RuntimeSize: m.ActualSize, RuntimeValue: m.Actual,
 		})
 	}
-	res.Success = cmp.Match && res.VBIOS.ok() && (dev.Arch.IsSwitch() || res.Driver.ok())
+	switch {
+	case len(res.Mismatches) > 0:
+		res.Reason = mismatchReason(res.Mismatches)
+	case cmp.Compared == 0:
+		// Nothing compared is not a match.
+		res.Reason = "measurements not compared: the RIMs list no active measurement to compare"
+	default:
+		res.Success = cmp.Match && res.VBIOS.ok() && (dev.Arch.IsSwitch() || res.Driver.ok())
+		if !res.Success {
+			res.Reason = "measurements compared, but a RIM is not trusted"
+		}
+	}
 	return res, nil
+}
+
+// unusableRIMs says which RIM cannot be compared with and why ("" when
+// every RIM the device needs is genuine).
+func unusableRIMs(arch Arch, res *MeasurementResult, driver, vbios *rim.Manifest) string {
+	var why []string
+	add := func(what string, m *rim.Manifest, st *RIMStatus) {
+		if m != nil {
+			return
+		}
+		detail := "not fetched or not verified"
+		if st != nil && st.Error != "" {
+			detail = st.Error
+		}
+		id := ""
+		if st != nil && st.ID != "" {
+			id = " " + st.ID
+		}
+		why = append(why, fmt.Sprintf("%s RIM%s unusable (%s)", what, id, detail))
+	}
+	if arch.IsSwitch() {
+		add("switch BIOS", vbios, res.VBIOS)
+	} else {
+		add("driver", driver, res.Driver)
+		add("VBIOS", vbios, res.VBIOS)
+	}
+	return strings.Join(why, "; ")
 }
 
 // load fetches and verifies one RIM. It returns the manifest only when the

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,20 +85,25 @@ func TestRIMAppraiser(t *testing.T) {
 	}
 	evidence := nvidiatest.EvidenceJSON(dev.Entry("GPU-0", report))
 
+	const notCompared, noMatch = "measurements not compared", "not match the reference values"
 	cases := []struct {
 		name       string
 		rims       mapFetcher
 		revocation nvidia.RevocationChecker
 		measres    string
+		// reason must contain each of these; never the others.
+		reason []string
 	}{
-		{"all measurements match", mapFetcher{driverID: goodDriver, vbiosID: goodVBIOS}, nil, "success"},
-		{"golden mismatch", mapFetcher{driverID: goodDriver, vbiosID: sign(pki, "96.00.9F.00.01", badGolden)}, nil, "fail"},
-		{"RIM from an untrusted signer", mapFetcher{driverID: goodDriver, vbiosID: sign(other, "96.00.9F.00.01", goldens(11, 20))}, nil, "fail"},
-		{"RIM for another version", mapFetcher{driverID: sign(pki, "550.90.08", goldens(1, 10)), vbiosID: goodVBIOS}, nil, "fail"},
-		{"driver RIM missing", mapFetcher{vbiosID: goodVBIOS}, nil, "fail"},
-		{"conflicting indices", mapFetcher{driverID: goodDriver, vbiosID: sign(pki, "96.00.9F.00.01", goldens(5, 20))}, nil, "fail"},
-		{"RIM signer revoked", mapFetcher{driverID: goodDriver, vbiosID: goodVBIOS}, fixedRevocation{"revoked", "key_compromise"}, "fail"},
-		{"RIM signer OCSP good", mapFetcher{driverID: goodDriver, vbiosID: goodVBIOS}, fixedRevocation{"good", ""}, "success"},
+		{"all measurements match", mapFetcher{driverID: goodDriver, vbiosID: goodVBIOS}, nil, "success", nil},
+		{"golden mismatch", mapFetcher{driverID: goodDriver, vbiosID: sign(pki, "96.00.9F.00.01", badGolden)}, nil, "fail", []string{"1 measurement does " + noMatch, "RIM indices 13"}},
+		{"RIM from an untrusted signer", mapFetcher{driverID: goodDriver, vbiosID: sign(other, "96.00.9F.00.01", goldens(11, 20))}, nil, "fail", []string{notCompared, "VBIOS RIM " + vbiosID, "signing chain"}},
+		{"RIM for another version", mapFetcher{driverID: sign(pki, "550.90.08", goldens(1, 10)), vbiosID: goodVBIOS}, nil, "fail", []string{notCompared, "driver RIM " + driverID, "550.90.08"}},
+		{"driver RIM missing", mapFetcher{vbiosID: goodVBIOS}, nil, "fail", []string{notCompared, "driver RIM " + driverID, "not found"}},
+		{"both RIMs missing", mapFetcher{}, nil, "fail", []string{notCompared, "driver RIM " + driverID, "VBIOS RIM " + vbiosID}},
+		{"conflicting indices", mapFetcher{driverID: goodDriver, vbiosID: sign(pki, "96.00.9F.00.01", goldens(5, 20))}, nil, "fail", []string{notCompared, "same measurement index"}},
+		{"no active measurement", mapFetcher{driverID: sign(pki, "550.90.07", nil), vbiosID: sign(pki, "96.00.9F.00.01", nil)}, nil, "fail", []string{notCompared, "no active measurement"}},
+		{"RIM signer revoked", mapFetcher{driverID: goodDriver, vbiosID: goodVBIOS}, fixedRevocation{"revoked", "key_compromise"}, "fail", []string{notCompared, "revoked", "key_compromise"}},
+		{"RIM signer OCSP good", mapFetcher{driverID: goodDriver, vbiosID: goodVBIOS}, fixedRevocation{"good", ""}, "success", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -115,6 +121,19 @@ func TestRIMAppraiser(t *testing.T) {
 			}
 			if got := res[0].Claims["measres"]; got != c.measres {
 				t.Fatalf("measres %v, want %s (claims %v)", got, c.measres, res[0].Claims[nvidia.ClaimMeasresReason])
+			}
+			reason, _ := res[0].Claims[nvidia.ClaimMeasresReason].(string)
+			if c.reason == nil && reason != "" {
+				t.Errorf("reason %q for measres %s", reason, c.measres)
+			}
+			for _, want := range c.reason {
+				if !strings.Contains(reason, want) {
+					t.Errorf("reason %q lacks %q", reason, want)
+				}
+			}
+			// Saying "do not match" is only right when something was compared.
+			if strings.Contains(reason, notCompared) == strings.Contains(reason, noMatch) && reason != "" {
+				t.Errorf("reason %q must say either compared-and-different or not compared", reason)
 			}
 		})
 	}

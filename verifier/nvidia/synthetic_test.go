@@ -154,7 +154,8 @@ func TestSyntheticNegative(t *testing.T) {
 		{"certificate not base64", DeviceEvidence{Arch: "HOPPER", Evidence: base64.StdEncoding.EncodeToString(rep), Certificate: "%%%"}, rd, []error{ErrCertChain, ErrSignature}, "not-checked", false, "invalid"},
 		{"evidence not hex or base64", DeviceEvidence{Arch: "HOPPER", Evidence: "%%%", Certificate: chainB64}, rd, []error{ErrMalformedReport}, "not-checked", false, "valid"},
 		{"truncated report", DeviceEvidence{Arch: "HOPPER", Evidence: base64.StdEncoding.EncodeToString(rep[:sigOff+50]), Certificate: chainB64}, rd, []error{ErrMalformedReport}, "not-checked", false, "valid"},
-		{"declared switch", toDevice(nvidiatest.Entry{Arch: "LS10", Evidence: base64.StdEncoding.EncodeToString(rep), Certificate: chainB64}), rd, nil, "match", true, "valid"},
+		{"declared switch", toDevice(nvidiatest.Entry{Arch: "LS10", Evidence: base64.StdEncoding.EncodeToString(rep), Certificate: chainB64}), rd, []error{ErrArchMismatch}, "match", true, "valid"},
+		{"declared Blackwell", toDevice(nvidiatest.Entry{Arch: "BLACKWELL", Evidence: base64.StdEncoding.EncodeToString(rep), Certificate: chainB64}), rd, []error{ErrArchMismatch, ErrFWID}, "missing-cert-fwid", true, "valid"},
 		{"report without FWID field", toDevice(hop.Entry("d", newReport(t, hop, nvidiatest.ReportOptions{Nonce: nonce, Opaque: noFWIDOpaque}))), rd, nil, "skipped-no-report-fwid", true, "valid"},
 		{"trailing bytes", toDevice(hop.Entry("d", newReport(t, hop, nvidiatest.ReportOptions{Nonce: nonce, Trailing: []byte{0, 0xff, 7}}))), rd, nil, "match", true, "valid"},
 		{"short report data zero-padded", toDevice(hop.Entry("d", newReport(t, hop, nvidiatest.ReportOptions{Nonce: []byte{1, 2, 3}}))), []byte{1, 2, 3}, nil, "match", true, "valid"},
@@ -195,7 +196,7 @@ func TestSyntheticNegative(t *testing.T) {
 			}
 		})
 	}
-	// Declaring a GPU as LS10 keeps the genuineness but fails arch-check.
+	// Declaring a GPU as LS10 is not genuine and fails arch-check.
 	res, _ := v.VerifyDevice(context.Background(), toDevice(nvidiatest.Entry{Arch: "LS10", Evidence: base64.StdEncoding.EncodeToString(rep), Certificate: chainB64}), verifier.Expected{ReportData: rd})
 	if res.Claims["x-nvidia-switch-arch-check"] != false {
 		t.Errorf("arch-check = %v", res.Claims["x-nvidia-switch-arch-check"])
@@ -400,7 +401,7 @@ func TestAppraisalInterfaces(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := res.Claims
-		if c["measres"] != "fail" || c[ClaimMeasresReason] != "rim service unreachable" {
+		if c["measres"] != "fail" || c[ClaimMeasresReason] != "measurements not compared: rim service unreachable" {
 			t.Errorf("measres = %v (%v)", c["measres"], c[ClaimMeasresReason])
 		}
 		cc := c["x-nvidia-gpu-attestation-report-cert-chain"].(map[string]any)

@@ -53,8 +53,14 @@ var realCases = []realCase{
 	},
 	{
 		name: "trustee report declared blackwell", arch: "BLACKWELL", report: "hopperAttestationReport.txt", chain: "hopper_cert_chain_case1.txt",
-		nonce: trusteeNonce, wantErrs: []error{ErrFWID}, fwid: "missing-cert-fwid", class: "gpu",
+		nonce: trusteeNonce, wantErrs: []error{ErrArchMismatch, ErrFWID}, fwid: "missing-cert-fwid", class: "gpu",
 		claims: map[string]any{"x-nvidia-gpu-arch-check": false},
+	},
+	{
+		// The same report declared as a switch must not pass as one.
+		name: "trustee report declared LS10", arch: "LS10", report: "hopperAttestationReport.txt", chain: "hopper_cert_chain_case1.txt",
+		nonce: trusteeNonce, wantErrs: []error{ErrArchMismatch}, fwid: "match", class: "switch",
+		claims: map[string]any{"x-nvidia-switch-arch-check": false, "measres": "not-checked"},
 	},
 	{
 		name: "nvat hopper without FWID", arch: "HOPPER", report: "gpu/hopperAttestationReport.txt", chain: "gpu/hopperCertChain.txt",
@@ -100,8 +106,13 @@ var realCases = []realCase{
 	},
 	{
 		name: "nvat blackwell declared hopper", arch: "HOPPER", report: "gpu/blackwellAttestationReport.txt", chain: "gpu/blackwellCertChain.txt",
-		nonce: trusteeNonce, wantErrs: []error{ErrFWID}, fwid: "missing-cert-fwid", class: "gpu",
+		nonce: trusteeNonce, wantErrs: []error{ErrArchMismatch, ErrFWID}, fwid: "missing-cert-fwid", class: "gpu",
 		claims: map[string]any{"x-nvidia-gpu-arch-check": false},
+	},
+	{
+		name: "nvat blackwell declared LS10", arch: "LS10", report: "gpu/blackwellAttestationReport.txt", chain: "gpu/blackwellCertChain.txt",
+		nonce: trusteeNonce, wantErrs: []error{ErrArchMismatch}, class: "switch",
+		claims: map[string]any{"x-nvidia-switch-arch-check": false},
 	},
 	{
 		name: "nvat parse-golden hopper", arch: "HOPPER", report: "gpu/parse-golden/hopperAttestationReport.txt", chain: "gpu/parse-golden/hopperCertChain.txt",
@@ -126,8 +137,13 @@ var realCases = []realCase{
 	},
 	{
 		name: "switch report with hopper chain", arch: "LS10", report: "switch/switchAttestationReport.txt", chain: "hopper_cert_chain_case1.txt",
-		nonce: trusteeNonce, wantErrs: []error{ErrSignature}, class: "switch",
+		nonce: trusteeNonce, wantErrs: []error{ErrSignature, ErrArchMismatch}, class: "switch",
 		claims: map[string]any{"x-nvidia-switch-arch-check": false},
+	},
+	{
+		name: "nvat switch declared hopper", arch: "HOPPER", report: "switch/switchAttestationReport.txt", chain: "switch/switchCertChain.txt",
+		nonce: trusteeNonce, wantErrs: []error{ErrArchMismatch}, fwid: "skipped-no-report-fwid", class: "gpu",
+		claims: map[string]any{"x-nvidia-gpu-arch-check": false},
 	},
 }
 

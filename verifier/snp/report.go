@@ -363,7 +363,10 @@ func productFromCPUID(family, model uint8) (Product, error) {
 //	_microcode                                  number
 //	platform_tsme_enabled, platform_smt_enabled bool
 //	measurement (48 B), report_data (64 B),
-//	init_data (HOST_DATA, 32 B)                 hex
+//	init_data (HOST_DATA, 32 B), chip_id (64 B) hex
+//
+// chip_id is the report's CHIP_ID (all zero when the guest policy masks
+// it), as Trustee's current snp verifier adds it.
 func (r *Report) Claims() map[string]any {
 	num := func(v uint8) json.Number { return json.Number(strconv.Itoa(int(v))) }
 	return map[string]any{
@@ -382,5 +385,6 @@ func (r *Report) Claims() map[string]any {
 		"measurement":             hex.EncodeToString(r.Measurement[:]),
 		"report_data":             hex.EncodeToString(r.ReportData[:]),
 		"init_data":               hex.EncodeToString(r.HostData[:]),
+		"chip_id":                 hex.EncodeToString(r.ChipID[:]),
 	}
 }

@@ -11,7 +11,9 @@
 //     the evidence, else from the configured VCEK sources: AMD KDS or an
 //     offline store) chained VCEK → ASK → ARK, or a VLEK (from the
 //     evidence) chained VLEK → ASVK → ARK, against the embedded AMD roots
-//     (or Options.Roots). Optionally the ARK-issued CRL.
+//     (or Options.Roots). With Options.CRL, the ARK-issued CRL: a revoked
+//     ASK/ASVK fails verification; a CRL that cannot be obtained does not,
+//     but the crl_status claim says so.
 //  4. ECDSA P-384/SHA-384 signature over report bytes 0x000–0x29F; r and s
 //     are little-endian at 0x2A0 and 0x2E8.
 //  5. REPORTED_TCB equals the VEK's SPL extensions (fmcSPL too for Turin);
@@ -20,8 +22,9 @@
 //     (zero-padded or truncated) to 64 bytes, HOST_DATA == expected
 //     init-data digest regularised to 32 bytes.
 //
-// Appraisal is the policy's job: Verify returns Report.Claims as one "cpu"
-// result.
+// Appraisal is the policy's job: Verify returns Report.Claims plus the
+// crl_status claim (CRLChecked, CRLUnavailable or CRLSkipped; with
+// crl_status_reason when not cleanly checked) as one "cpu" result.
 //
 // Deliberate difference from Trustee: Trustee compares CHIP_ID with hwID
 // only when the VEK's common name is exactly "VCEK", which AMD's VCEKs
@@ -80,11 +83,25 @@ var (
 )
 
 // CRLGetter returns the DER CRL issued by a product's ARK ("Milan",
-// "Genoa", "Turin"). *kds.Client implements it. Returning (nil, nil) means
-// "no CRL available" and skips the check.
+// "Genoa", "Turin"). *kds.Client, *kds.OfflineStore and kds.CRLSources
+// implement it. Returning (nil, nil) means "no CRL available".
 type CRLGetter interface {
 	CRL(ctx context.Context, product string) ([]byte, error)
 }
+
+// Values of the crl_status claim.
+const (
+	// CRLChecked: the ARK-signed CRL was obtained and does not list the
+	// report's intermediate (ASK or ASVK). A CRL past its NextUpdate is
+	// still used; crl_status_reason then says so.
+	CRLChecked = "checked"
+	// CRLUnavailable: no valid CRL could be obtained (the getter failed or
+	// had none, or the CRL did not parse or was not signed by the ARK).
+	// Verification does not fail; crl_status_reason says why.
+	CRLUnavailable = "unavailable"
+	// CRLSkipped: no CRL getter is configured (Options.CRL is nil).
+	CRLSkipped = "skipped"
+)
 
 // Options configures a Verifier. The zero value is usable: embedded roots,
 // no VCEK sources (the evidence must carry the VEK), no CRL, report
@@ -100,7 +117,10 @@ type Options struct {
 	// *kds.OfflineStore implement kds.Source). Empty means none.
 	VCEKSources []kds.Source
 	// CRL, when set, supplies the ARK's CRL; the intermediate (ASK/ASVK)
-	// must not be listed. A getter error fails verification.
+	// must not be listed (ErrCertRevoked). When no valid CRL can be had
+	// (getter error or no CRL, unparsable or badly signed CRL) verification
+	// goes on with crl_status "unavailable". Nil means no check
+	// (crl_status "skipped").
 	CRL CRLGetter
 	// MinReportVersion is the lowest report version Verify accepts; 0 means
 	// 3 (Trustee's REPORT_VERSION_MIN). VerifyReport accepts version 2 too.
@@ -226,13 +246,25 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, exp verifier.Exp
 	if r.Version > v.maxVersion {
 		return nil, fmt.Errorf("%w: version %d > %d", ErrReportVersionNew, r.Version, v.maxVersion)
 	}
-	if err := v.verifyParsed(ctx, r, ev.Certs); err != nil {
+	crl, err := v.verifyParsed(ctx, r, ev.Certs)
+	if err != nil {
 		return nil, err
 	}
 	if err := CheckBinding(r, exp); err != nil {
 		return nil, err
 	}
-	return []verifier.Result{{Class: Class, Claims: r.Claims()}}, nil
+	claims := r.Claims()
+	claims["crl_status"] = crl.status
+	if crl.reason != "" {
+		claims["crl_status_reason"] = crl.reason
+	}
+	return []verifier.Result{{Class: Class, Claims: claims}}, nil
+}
+
+// crlResult is the outcome of the CRL check: the crl_status claim and,
+// when the CRL was not cleanly checked, why.
+type crlResult struct {
+	status, reason string
 }
 
 // CheckBinding applies the rules Verify adds on top of VerifyReport: VMPL
@@ -264,21 +296,23 @@ func regularize(b []byte, n int) []byte {
 // times, optional CRL, REPORTED_TCB == VEK TCB and, for a VCEK, CHIP_ID ==
 // hwID. It does not check VMPL, report data, host data or the report
 // version policy; callers (e.g. the Azure vTPM verifier) apply their own,
-// or CheckBinding.
+// or CheckBinding. A CRL that cannot be obtained does not fail it (it is
+// logged).
 func (v *Verifier) VerifyReport(ctx context.Context, raw []byte, certs CertChain) (*Report, error) {
 	r, err := ParseReport(raw)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.verifyParsed(ctx, r, certs); err != nil {
+	if _, err := v.verifyParsed(ctx, r, certs); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func (v *Verifier) verifyParsed(ctx context.Context, r *Report, certs CertChain) error {
+func (v *Verifier) verifyParsed(ctx context.Context, r *Report, certs CertChain) (crlResult, error) {
+	var none crlResult
 	if r.SignatureAlgo != SignatureAlgoECDSAP384SHA384 {
-		return fmt.Errorf("%w: %d", ErrSignatureAlgorithm, r.SignatureAlgo)
+		return none, fmt.Errorf("%w: %d", ErrSignatureAlgorithm, r.SignatureAlgo)
 	}
 	var kind KeyKind
 	var vekDER []byte
@@ -288,49 +322,57 @@ func (v *Verifier) verifyParsed(ctx context.Context, r *Report, certs CertChain)
 	case SigningKeyVLEK:
 		kind, vekDER = KindVLEK, certs.VLEK
 	default:
-		return fmt.Errorf("%w: %s", ErrSigningKey, sk)
+		return none, fmt.Errorf("%w: %s", ErrSigningKey, sk)
 	}
 
 	product, prodErr := r.Product()
 	if prodErr != nil && r.Version >= 3 {
-		return prodErr
+		return none, prodErr
 	}
 	if len(vekDER) == 0 {
 		if kind == KindVLEK {
-			return fmt.Errorf("%w: VLEK-signed report without a VLEK", ErrNoVEK)
+			return none, fmt.Errorf("%w: VLEK-signed report without a VLEK", ErrNoVEK)
 		}
 		if prodErr != nil {
-			return fmt.Errorf("%w: cannot fetch a VCEK without knowing the product: %v", ErrNoVEK, prodErr)
+			return none, fmt.Errorf("%w: cannot fetch a VCEK without knowing the product: %v", ErrNoVEK, prodErr)
 		}
 		var err error
 		if vekDER, err = v.fetchVCEK(ctx, r, product); err != nil {
-			return err
+			return none, err
 		}
 	}
 
 	vek, err := v.parseVEK(decodeCertBytes(vekDER))
 	if err != nil {
-		return err
+		return none, err
 	}
 	if vek.info.Kind != kind {
-		return fmt.Errorf("%w: report signed by %s but certificate is a %s", ErrNoVEK, kind, vek.info.Kind)
+		return none, fmt.Errorf("%w: report signed by %s but certificate is a %s", ErrNoVEK, kind, vek.info.Kind)
 	}
 	if prodErr != nil {
 		// Version 2: the productName is the only hint (e.g. "Milan-B0").
 		if product, err = vek.info.Product(); err != nil {
-			return err
+			return none, err
 		}
 	} else if vp, err := vek.info.Product(); err == nil && vp != product {
-		return fmt.Errorf("%w: report is %s, %s is %s", ErrProductMismatch, product, kind, vp)
+		return none, fmt.Errorf("%w: report is %s, %s is %s", ErrProductMismatch, product, kind, vp)
 	}
 
-	if err := v.verifyChain(ctx, vek, kind, product, certs); err != nil {
-		return err
+	inter, err := v.verifyChain(vek, kind, product, certs)
+	if err != nil {
+		return none, err
 	}
 	if err := verifySignature(r, vek.pub); err != nil {
-		return err
+		return none, err
 	}
-	return checkTCB(r, vek.info, product)
+	if err := checkTCB(r, vek.info, product); err != nil {
+		return none, err
+	}
+	// Last, so that evidence failing the offline checks costs no fetch.
+	if v.crl == nil {
+		return crlResult{status: CRLSkipped}, nil
+	}
+	return v.checkCRL(ctx, product, v.roots[product].ARK, inter)
 }
 
 // fetchVCEK asks the configured sources in order.
@@ -391,15 +433,16 @@ func (v *Verifier) parseVEK(der []byte) (*vekEntry, error) {
 	return e, nil
 }
 
-// verifyChain checks VEK ← intermediate ← trusted ARK, validity at Now,
-// and the CRL when configured. Signatures already checked are cached.
-func (v *Verifier) verifyChain(ctx context.Context, vek *vekEntry, kind KeyKind, product Product, certs CertChain) error {
+// verifyChain checks VEK ← intermediate ← trusted ARK and validity at
+// Now, and returns the intermediate. Signatures already checked are
+// cached.
+func (v *Verifier) verifyChain(vek *vekEntry, kind KeyKind, product Product, certs CertChain) (*x509.Certificate, error) {
 	pc := v.roots[product]
 	if pc == nil {
-		return fmt.Errorf("%w: no roots for %s", ErrUnknownProduct, product)
+		return nil, fmt.Errorf("%w: no roots for %s", ErrUnknownProduct, product)
 	}
 	if len(certs.ARK) > 0 && !bytes.Equal(decodeCertBytes(certs.ARK), pc.ARK.Raw) {
-		return fmt.Errorf("%w (%s)", ErrUntrustedRoot, product)
+		return nil, fmt.Errorf("%w (%s)", ErrUntrustedRoot, product)
 	}
 	inter := pc.ASK
 	if kind == KindVLEK {
@@ -408,7 +451,7 @@ func (v *Verifier) verifyChain(ctx context.Context, vek *vekEntry, kind KeyKind,
 	if len(certs.ASK) > 0 {
 		supplied, err := v.suppliedIntermediate(decodeCertBytes(certs.ASK), pc.ARK)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		inter = supplied
 	}
@@ -416,7 +459,7 @@ func (v *Verifier) verifyChain(ctx context.Context, vek *vekEntry, kind KeyKind,
 	now := v.now()
 	for _, c := range []*x509.Certificate{vek.cert, inter, pc.ARK} {
 		if now.Before(c.NotBefore) || now.After(c.NotAfter) {
-			return fmt.Errorf("%w: %q valid %s to %s", ErrCertExpired, c.Subject.CommonName,
+			return nil, fmt.Errorf("%w: %q valid %s to %s", ErrCertExpired, c.Subject.CommonName,
 				c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
 		}
 	}
@@ -427,7 +470,7 @@ func (v *Verifier) verifyChain(ctx context.Context, vek *vekEntry, kind KeyKind,
 	v.mu.Unlock()
 	if !done {
 		if err := vek.cert.CheckSignatureFrom(inter); err != nil {
-			return fmt.Errorf("%w: %s not signed by %q: %v", ErrCertChain, kind, inter.Subject.CommonName, err)
+			return nil, fmt.Errorf("%w: %s not signed by %q: %v", ErrCertChain, kind, inter.Subject.CommonName, err)
 		}
 		v.mu.Lock()
 		if !slices.Contains(vek.verifiedBy, interKey) {
@@ -435,10 +478,7 @@ func (v *Verifier) verifyChain(ctx context.Context, vek *vekEntry, kind KeyKind,
 		}
 		v.mu.Unlock()
 	}
-	if v.crl != nil {
-		return v.checkCRL(ctx, product, pc.ARK, inter, now)
-	}
-	return nil
+	return inter, nil
 }
 
 // suppliedIntermediate returns an evidence-supplied ASK/ASVK once it is
@@ -468,15 +508,25 @@ func (v *Verifier) suppliedIntermediate(der []byte, ark *x509.Certificate) (*x50
 }
 
 // checkCRL verifies the ARK-signed CRL and that the intermediate is not on
-// it. VEKs are not looked up: AMD issues every VCEK with serial number 0,
-// so a serial cannot identify a revoked VCEK.
-func (v *Verifier) checkCRL(ctx context.Context, product Product, ark, inter *x509.Certificate, now time.Time) error {
+// it: a listed intermediate is ErrCertRevoked. A CRL that cannot be
+// obtained or trusted yields CRLUnavailable with the reason, not an error
+// (the policy decides); a canceled context is an error. VEKs are not
+// looked up: AMD issues every VCEK with serial number 0, so a serial
+// cannot identify a revoked VCEK.
+func (v *Verifier) checkCRL(ctx context.Context, product Product, ark, inter *x509.Certificate) (crlResult, error) {
+	unavailable := func(err error) (crlResult, error) {
+		v.log.DebugContext(ctx, "AMD CRL unavailable; revocation of the intermediate not checked", "product", product, "error", err)
+		return crlResult{status: CRLUnavailable, reason: err.Error()}, nil
+	}
 	der, err := v.crl.CRL(ctx, string(product))
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrCRLUnavailable, err)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return crlResult{}, ctxErr
+		}
+		return unavailable(fmt.Errorf("%w: %s: %w", ErrCRLUnavailable, product, err))
 	}
-	if der == nil {
-		return nil
+	if len(der) == 0 {
+		return unavailable(fmt.Errorf("%w: %s: no CRL available", ErrCRLUnavailable, product))
 	}
 	key := sha256.Sum256(der)
 	v.mu.Lock()
@@ -485,10 +535,10 @@ func (v *Verifier) checkCRL(ctx context.Context, product Product, ark, inter *x5
 	if !ok {
 		crl, err = x509.ParseRevocationList(decodeCRLBytes(der))
 		if err != nil {
-			return fmt.Errorf("%w: parse: %v", ErrCRLUnavailable, err)
+			return unavailable(fmt.Errorf("%w: %s: parse: %v", ErrCRLUnavailable, product, err))
 		}
 		if err := crl.CheckSignatureFrom(ark); err != nil {
-			return fmt.Errorf("%w: not signed by %q: %v", ErrCRLUnavailable, ark.Subject.CommonName, err)
+			return unavailable(fmt.Errorf("%w: %s: not signed by %q: %v", ErrCRLUnavailable, product, ark.Subject.CommonName, err))
 		}
 		v.mu.Lock()
 		if len(v.crls) >= 64 {
@@ -497,15 +547,17 @@ func (v *Verifier) checkCRL(ctx context.Context, product Product, ark, inter *x5
 		v.crls[key] = crl
 		v.mu.Unlock()
 	}
-	if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
-		v.log.WarnContext(ctx, "AMD CRL is past its next update", "product", product, "next_update", crl.NextUpdate)
-	}
 	for _, rc := range crl.RevokedCertificateEntries {
 		if rc.SerialNumber.Cmp(inter.SerialNumber) == 0 {
-			return fmt.Errorf("%w: %q (serial %s)", ErrCertRevoked, inter.Subject.CommonName, inter.SerialNumber)
+			return crlResult{}, fmt.Errorf("%w: %q (serial %s) is on the %s ARK's CRL", ErrCertRevoked, inter.Subject.CommonName, inter.SerialNumber, product)
 		}
 	}
-	return nil
+	res := crlResult{status: CRLChecked}
+	if now := v.now(); !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
+		v.log.WarnContext(ctx, "AMD CRL is past its next update", "product", product, "next_update", crl.NextUpdate)
+		res.reason = "CRL past its next update " + crl.NextUpdate.UTC().Format(time.RFC3339)
+	}
+	return res, nil
 }
 
 // verifySignature checks the ECDSA P-384 signature over bytes 0x000–0x29F.

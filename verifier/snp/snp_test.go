@@ -3,14 +3,12 @@ package snp
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -293,6 +291,8 @@ func TestE2EGenoa(t *testing.T) {
 		"measurement":          "6a6519d757e68c2e939c9dbbbc1828498e8de35d2766dd05f1a2cca5059d0cf4ae62a36d75c837974dd50b315506e73e",
 		"report_data":          "7e7320889600c7ac133aea7b896c51f41026002982292a7369559796999c1bf929eef3ff23c46e858f0b1982f9a92b17c51b578d958cde6b0c92978f150cf9b0",
 		"init_data":            strings.Repeat("00", 32),
+		"chip_id":              "371c55d6d15cb50f16dc31d39a24e300caaabff4431e841111429b73ec45ad67ea6e687ffae7bf84b54a5d0e6d79b3ef6ff0bd8b4cff94c2163af5c5de8718e8",
+		"crl_status":           CRLSkipped,
 	}
 	if len(res[0].Claims) != len(want) {
 		t.Errorf("%d claims, want %d: %v", len(res[0].Claims), len(want), res[0].Claims)
@@ -557,75 +557,6 @@ func TestSyntheticTurin(t *testing.T) {
 	real := newVerifier(t, Options{})
 	if _, err := real.VerifyReport(context.Background(), vcekReport, CertChain{VCEK: vcekDER}); !errors.Is(err, ErrCertChain) {
 		t.Fatalf("synthetic VCEK under AMD roots: %v", err)
-	}
-}
-
-// fakeCRL serves a CRL.
-type fakeCRL struct {
-	der []byte
-	err error
-	n   int
-}
-
-func (f *fakeCRL) CRL(_ context.Context, product string) ([]byte, error) {
-	f.n++
-	if product != "Turin" {
-		return nil, fmt.Errorf("unexpected product %q", product)
-	}
-	return f.der, f.err
-}
-
-func TestCRL(t *testing.T) {
-	p := synth(t)
-	chip := turinChipID()
-	key, der := p.issueVEK(t, vekSpec{kind: KindVCEK, product: "Turin", tcb: turinTCB, hwid: chip[:]})
-	raw := makeReport(t, reportSpec{version: 3, family: 0x1A, model: 1, tcb: turinTCB, chipID: chip}, key)
-	mkCRL := func(serials ...*big.Int) []byte {
-		var entries []x509.RevocationListEntry
-		for _, s := range serials {
-			entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: clock2025.Add(-time.Hour)})
-		}
-		b, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-			Number: big.NewInt(1), ThisUpdate: clock2025.Add(-time.Hour), NextUpdate: clock2025.Add(24 * time.Hour),
-			RevokedCertificateEntries: entries, SignatureAlgorithm: x509.SHA384WithRSAPSS,
-		}, p.ark, p.arkKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	forged, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(2), ThisUpdate: clock2025, NextUpdate: clock2025.Add(time.Hour),
-		SignatureAlgorithm: x509.SHA384WithRSAPSS,
-	}, p.ask, p.askKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		crl  *fakeCRL
-		want error
-	}{
-		{"clean", &fakeCRL{der: mkCRL(big.NewInt(99))}, nil},
-		{"ASK revoked", &fakeCRL{der: mkCRL(big.NewInt(99), p.ask.SerialNumber)}, ErrCertRevoked},
-		{"not signed by ARK", &fakeCRL{der: forged}, ErrCRLUnavailable},
-		{"garbage", &fakeCRL{der: []byte("nope")}, ErrCRLUnavailable},
-		{"getter error", &fakeCRL{err: errors.New("offline")}, ErrCRLUnavailable},
-		{"no CRL available", &fakeCRL{}, nil},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			v := newVerifier(t, Options{Roots: map[Product][]byte{Turin: p.bundle}, CRL: tc.crl})
-			for range 2 {
-				_, err := v.VerifyReport(context.Background(), raw, CertChain{VCEK: der})
-				if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
-					t.Fatalf("got %v, want %v", err, tc.want)
-				}
-			}
-			if tc.crl.n != 2 {
-				t.Fatalf("getter called %d times", tc.crl.n)
-			}
-		})
 	}
 }
 

@@ -127,7 +127,10 @@ type Options struct {
 	Now func() time.Time
 	// TrustedRoots are the root certificates a PCK chain may end at. Nil or
 	// empty means the embedded Intel SGX Root CA (SHA-256
-	// IntelSGXRootCAFingerprint).
+	// IntelSGXRootCAFingerprint). The root a quote carries in its chain is
+	// never trusted: a self-signed certificate in the quote's chain must
+	// be one of these (same bytes, or same subject and public key), and
+	// the verified chain must end at one of them.
 	TrustedRoots []*x509.Certificate
 	// TCB evaluates the platform's TCB against Intel collateral. Nil means
 	// no evaluation: claims carry tcb_status "Unknown" with a reason.
@@ -162,6 +165,7 @@ type Verifier struct {
 	qeMRSigner []byte
 	now        func() time.Time
 	roots      *x509.CertPool
+	pinned     []*x509.Certificate
 	tcb        pcs.Evaluator
 	offline    bool
 	revocation RevocationChecker
@@ -207,6 +211,7 @@ func New(opts Options) (*Verifier, error) {
 			return nil, errors.New("tdx: nil trusted root")
 		}
 		v.roots.AddCert(r)
+		v.pinned = append(v.pinned, r)
 	}
 	size := opts.ChainCacheSize
 	if size == 0 {
@@ -462,9 +467,21 @@ func (v *Verifier) buildChain(chainPEM []byte, now time.Time) (*verifiedChain, e
 	if len(certs) == 0 {
 		return nil, fmt.Errorf("%w: no certificate", ErrPCKChain)
 	}
+	// The quote carries its own copy of the root; it is never trusted. A
+	// self-signed certificate supplied by the quote must be one of the
+	// pinned roots, and it never enters the intermediates pool: the chain
+	// can only end at a pinned root.
 	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
+	for i, c := range certs[1:] {
+		if !selfSigned(c) {
+			inter.AddCert(c)
+			continue
+		}
+		if !v.isPinned(c) {
+			sum := sha256.Sum256(c.Raw)
+			return nil, fmt.Errorf("%w: certificate %d of the quote's chain is a self-signed root %q (SHA-256 %x) that is not a pinned Intel SGX root",
+				ErrPCKChain, i+1, c.Subject.String(), sum)
+		}
 	}
 	chains, err := certs[0].Verify(x509.VerifyOptions{
 		Roots:         v.roots,
@@ -475,7 +492,16 @@ func (v *Verifier) buildChain(chainPEM []byte, now time.Time) (*verifiedChain, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPCKChain, err)
 	}
-	chain := chains[0]
+	var chain []*x509.Certificate
+	for _, c := range chains {
+		if len(c) >= 2 && v.isPinned(c[len(c)-1]) {
+			chain = c
+			break
+		}
+	}
+	if chain == nil {
+		return nil, fmt.Errorf("%w: no verified chain ends at a pinned Intel SGX root", ErrPCKChain)
+	}
 	leafKey, ok := certs[0].PublicKey.(*ecdsa.PublicKey)
 	if !ok || leafKey.Curve != elliptic.P256() {
 		return nil, fmt.Errorf("%w: PCK leaf key is not ECDSA P-256", ErrPCKChain)
@@ -494,6 +520,26 @@ func (v *Verifier) buildChain(chainPEM []byte, now time.Time) (*verifiedChain, e
 		}
 	}
 	return vc, nil
+}
+
+// selfSigned reports whether c names itself as issuer and its own key
+// verifies its signature (a root certificate).
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
+}
+
+// isPinned reports whether c is one of the configured trusted roots: the
+// same bytes, or the same subject and public key (a re-issued root).
+func (v *Verifier) isPinned(c *x509.Certificate) bool {
+	for _, r := range v.pinned {
+		if bytes.Equal(r.Raw, c.Raw) {
+			return true
+		}
+		if bytes.Equal(r.RawSubject, c.RawSubject) && bytes.Equal(r.RawSubjectPublicKeyInfo, c.RawSubjectPublicKeyInfo) {
+			return true
+		}
+	}
+	return false
 }
 
 // rootKeyID is SHA-384 of the trusted root's uncompressed public key, as

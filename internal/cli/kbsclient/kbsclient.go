@@ -21,6 +21,7 @@ import (
 	"github.com/sigil-attestation/sigil/attester/sample"
 	"github.com/sigil-attestation/sigil/client"
 	"github.com/sigil-attestation/sigil/internal/jose"
+	sigilpolicy "github.com/sigil-attestation/sigil/policy"
 )
 
 // Built-in resource policies.
@@ -408,8 +409,10 @@ func (r *runner) configSubcommand(cmd string, args []string) (func(*client.Admin
 			{"deny-all", "", "Use the built-in policy that releases nothing"},
 			{"affirming", "", "Use the built-in policy that releases resources only when every submodule of the token is affirming"},
 			{"default", "", "Same as --deny-all (as in Trustee's kbs-client, which sends its deny-all policy here)"},
+			{"trustee-default", "", "Use Trustee's KBS default policy: release to any TEE but sample, whatever its appraisal status (less strict than Sigil's default)"},
+			{"sigil-default", "", "Use Sigil's KBS default policy: release only to a hardware TEE whose every submodule is affirming"},
 		}
-		usage, about = "kbs-client config set-resource-policy <--policy-file <POLICY_FILE>|--allow-all|--deny-all|--affirming|--default>", "Set the resource policy"
+		usage, about = "kbs-client config set-resource-policy <--policy-file <POLICY_FILE>|--allow-all|--deny-all|--affirming|--default|--trustee-default|--sigil-default>", "Set the resource policy"
 	case "set-resource":
 		flags = []flagSpec{
 			{"path", "PATH", "KBS resource path, e.g. my_repo/resource_type/123abc"},
@@ -469,7 +472,7 @@ func (r *runner) configSubcommand(cmd string, args []string) (func(*client.Admin
 		}
 		if len(chosen) != 1 {
 			if len(chosen) == 0 {
-				return nil, usagef("one of --policy-file, --allow-all, --deny-all, --affirming or --default is required")
+				return nil, usagef("one of --policy-file, --allow-all, --deny-all, --affirming, --default, --trustee-default or --sigil-default is required")
 			}
 			return nil, usagef("the argument '%s' cannot be used with '%s'", chosen[0], chosen[1])
 		}
@@ -485,6 +488,10 @@ func (r *runner) configSubcommand(cmd string, args []string) (func(*client.Admin
 				policy = allowAllPolicy
 			case "--affirming":
 				policy = affirmingPolicy
+			case "--trustee-default":
+				policy = []byte(sigilpolicy.ResourceTrusteeDefault)
+			case "--sigil-default":
+				policy = []byte(sigilpolicy.ResourceDefault)
 			default: // --deny-all, --default
 				policy = denyAllPolicy
 			}

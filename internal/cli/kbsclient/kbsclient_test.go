@@ -15,6 +15,7 @@ import (
 	"github.com/sigil-attestation/sigil/client"
 	"github.com/sigil-attestation/sigil/client/kbstest"
 	"github.com/sigil-attestation/sigil/internal/jose"
+	sigilpolicy "github.com/sigil-attestation/sigil/policy"
 )
 
 const adminToken = "test-admin-token"
@@ -207,6 +208,8 @@ func TestConfigCommands(t *testing.T) {
 		{name: "set-resource-policy allow-all", args: cfg("set-resource-policy", "--allow-all"), check: policyIs(e, string(allowAllPolicy))},
 		{name: "set-resource-policy deny-all", args: cfg("set-resource-policy", "--deny-all"), check: policyIs(e, string(denyAllPolicy))},
 		{name: "set-resource-policy affirming", args: cfg("set-resource-policy", "--affirming"), check: policyIs(e, string(affirmingPolicy))},
+		{name: "set-resource-policy trustee-default", args: cfg("set-resource-policy", "--trustee-default"), check: policyIs(e, sigilpolicy.ResourceTrusteeDefault)},
+		{name: "set-resource-policy sigil-default", args: cfg("set-resource-policy", "--sigil-default"), check: policyIs(e, sigilpolicy.ResourceDefault)},
 		{name: "set-resource-policy default is deny-all", args: cfg("set-resource-policy", "--default"), check: policyIs(e, string(denyAllPolicy))},
 		{
 			name:    "set-resource",

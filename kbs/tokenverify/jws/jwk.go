@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+
+	"github.com/sigil-attestation/sigil/internal/strictjson"
 )
 
 // JWK is a parsed public JSON Web Key.
@@ -47,10 +49,12 @@ func b64url(s string) ([]byte, error) {
 }
 
 // ParseJWK parses a public JWK (kty RSA, EC on P-256/P-384/P-521, or OKP
-// Ed25519). Private members are ignored.
+// Ed25519), strictly: duplicate members, member names differing in case
+// from the JWK ones and invalid UTF-8 are rejected. Private members are
+// ignored.
 func ParseJWK(data []byte) (*JWK, error) {
 	var r rawJWK
-	if err := json.Unmarshal(data, &r); err != nil {
+	if err := strictjson.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("parse JWK: %w", err)
 	}
 	return r.toJWK()
@@ -121,13 +125,14 @@ func (r *rawJWK) toJWK() (*JWK, error) {
 	return j, nil
 }
 
-// ParseJWKSet parses {"keys":[…]}. Keys that cannot be parsed (for example
-// unsupported key types) are skipped and reported in skipped.
+// ParseJWKSet parses {"keys":[…]}. The whole document must be strict JSON
+// (a duplicate member anywhere rejects the set). Keys that cannot be parsed
+// (for example unsupported key types) are skipped and reported in skipped.
 func ParseJWKSet(data []byte) (keys []*JWK, skipped []error, err error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := json.Unmarshal(data, &set); err != nil {
+	if err := strictjson.Unmarshal(data, &set); err != nil {
 		return nil, nil, fmt.Errorf("parse JWK set: %w", err)
 	}
 	if set.Keys == nil {

@@ -5,6 +5,14 @@
 //
 // HMAC algorithms and "none" are never accepted, and the algorithm named by a
 // token must match the type (and curve) of the key that verifies it.
+//
+// The JOSE header, the payload and JWKs are decoded strictly (see package
+// internal/strictjson): a duplicate member, a member name that differs only
+// in case from a known one ("Alg", "X5C"), invalid UTF-8, a lone surrogate
+// escape, trailing data or nesting deeper than strictjson.MaxDepth makes the
+// token malformed. encoding/json alone would keep the last of two duplicate
+// members and fold case, so two parsers could read different claims out of
+// the same signed bytes.
 package jws
 
 import (
@@ -23,6 +31,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/sigil-attestation/sigil/internal/strictjson"
 )
 
 // Errors reported by this package; match them with errors.Is.
@@ -33,13 +43,18 @@ var (
 	ErrInvalidSignature   = errors.New("invalid JWS signature")
 	ErrExpired            = errors.New("token expired")
 	ErrMissingExp         = errors.New("token has no valid `exp` claim")
+	ErrNotYetValid        = errors.New("token not valid yet (`nbf` in the future)")
+	ErrIssuedInFuture     = errors.New("token issued in the future (`iat`)")
+	ErrLifetimeTooLong    = errors.New("token lifetime exceeds the allowed maximum")
+	ErrInvalidTimeClaim   = errors.New("token `iat` or `nbf` claim is not a number")
 	ErrUnsupportedKeyType = errors.New("unsupported key type")
 )
 
 // MinRSABits is the smallest RSA modulus accepted for signature verification.
 const MinRSABits = 2048
 
-// DefaultLeeway is the clock skew tolerated when checking `exp`.
+// DefaultLeeway is the clock skew tolerated when checking `exp`, `nbf` and
+// `iat`.
 const DefaultLeeway = 60 * time.Second
 
 // Header holds the JOSE header members the KBS looks at.
@@ -92,7 +107,7 @@ func Parse(token string) (*Token, error) {
 		return nil, fmt.Errorf("%w: signature: %v", ErrMalformed, err)
 	}
 	t := &Token{Payload: payload, Signature: rest3[:sn:sn], SigningInput: token[:len(h)+1+len(p)]}
-	if err := json.Unmarshal(hdr, &t.Header); err != nil {
+	if err := strictjson.Unmarshal(hdr, &t.Header); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
 	if t.Header.Alg == "" {
@@ -251,10 +266,10 @@ func (t *Token) Verify(key crypto.PublicKey) error {
 	return VerifySignature(t.Header.Alg, key, t.SigningInput, t.Signature)
 }
 
-// Claims decodes the payload as a JSON object.
+// Claims decodes the payload, strictly, as a JSON object.
 func (t *Token) Claims() (map[string]any, error) {
 	var claims map[string]any
-	if err := json.Unmarshal(t.Payload, &claims); err != nil {
+	if err := strictjson.Unmarshal(t.Payload, &claims); err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	if claims == nil {
@@ -264,26 +279,91 @@ func (t *Token) Claims() (map[string]any, error) {
 }
 
 // CheckExp requires a numeric `exp` claim and rejects it when it lies more
-// than leeway before now. `nbf` is not checked (as in Trustee).
+// than leeway before now. `nbf` and `iat` are not checked (as in Trustee);
+// see CheckTimes for the stricter rules.
 func CheckExp(claims map[string]any, now time.Time, leeway time.Duration) error {
-	var exp float64
-	switch v := claims["exp"].(type) {
-	case float64:
-		exp = v
-	case json.Number:
-		f, err := v.Float64()
-		if err != nil {
-			return ErrMissingExp
-		}
-		exp = f
-	default:
-		return ErrMissingExp
-	}
-	if math.IsNaN(exp) || math.IsInf(exp, 0) {
+	exp, ok, err := numericDate(claims, "exp")
+	if err != nil || !ok {
 		return ErrMissingExp
 	}
 	if exp < float64(now.Unix())-leeway.Seconds() {
 		return fmt.Errorf("%w at %d", ErrExpired, int64(exp))
 	}
 	return nil
+}
+
+// TimeRules are the time checks of CheckTimes.
+type TimeRules struct {
+	// Leeway is the clock skew tolerated on every bound.
+	Leeway time.Duration
+	// MaxLifetime bounds how long a token may be valid: exp - iat and
+	// exp - now may not exceed MaxLifetime + Leeway. Zero or negative
+	// leaves the lifetime unbounded.
+	MaxLifetime time.Duration
+}
+
+// CheckTimes applies the RFC 7519 time claims:
+//
+//   - `exp` is required and must not lie more than Leeway before now;
+//   - `nbf`, when present, must not lie more than Leeway after now;
+//   - `iat`, when present, must not lie more than Leeway after now;
+//   - with MaxLifetime > 0, neither exp - iat (when `iat` is present) nor
+//     exp - now may exceed MaxLifetime + Leeway, so a token minted with a
+//     far-future `exp` is refused even when `iat` is omitted.
+//
+// Present `nbf` and `iat` claims must be JSON numbers.
+func CheckTimes(claims map[string]any, now time.Time, r TimeRules) error {
+	if err := CheckExp(claims, now, r.Leeway); err != nil {
+		return err
+	}
+	exp, _, _ := numericDate(claims, "exp")
+	nowS, leeway := float64(now.Unix()), r.Leeway.Seconds()
+	nbf, hasNbf, err := numericDate(claims, "nbf")
+	if err != nil {
+		return err
+	}
+	if hasNbf && nbf > nowS+leeway {
+		return fmt.Errorf("%w: nbf %d, now %d", ErrNotYetValid, int64(nbf), now.Unix())
+	}
+	iat, hasIat, err := numericDate(claims, "iat")
+	if err != nil {
+		return err
+	}
+	if hasIat && iat > nowS+leeway {
+		return fmt.Errorf("%w: iat %d, now %d", ErrIssuedInFuture, int64(iat), now.Unix())
+	}
+	if r.MaxLifetime <= 0 {
+		return nil
+	}
+	limit := r.MaxLifetime.Seconds() + leeway
+	if hasIat && exp-iat > limit {
+		return fmt.Errorf("%w: exp - iat = %.0f s, maximum %s", ErrLifetimeTooLong, exp-iat, r.MaxLifetime)
+	}
+	if exp-nowS > limit {
+		return fmt.Errorf("%w: exp is %.0f s from now, maximum %s", ErrLifetimeTooLong, exp-nowS, r.MaxLifetime)
+	}
+	return nil
+}
+
+// numericDate reads a NumericDate claim. ok is false when the claim is
+// absent (or null); a present non-numeric or non-finite value is an error.
+func numericDate(claims map[string]any, name string) (v float64, ok bool, err error) {
+	raw, present := claims[name]
+	if !present || raw == nil {
+		return 0, false, nil
+	}
+	switch n := raw.(type) {
+	case float64:
+		v = n
+	case json.Number:
+		if v, err = n.Float64(); err != nil {
+			return 0, false, fmt.Errorf("%w: `%s`", ErrInvalidTimeClaim, name)
+		}
+	default:
+		return 0, false, fmt.Errorf("%w: `%s` is %T", ErrInvalidTimeClaim, name, raw)
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, false, fmt.Errorf("%w: `%s`", ErrInvalidTimeClaim, name)
+	}
+	return v, true, nil
 }

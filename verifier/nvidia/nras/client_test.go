@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigil-attestation/sigil/verifier"
 	"github.com/sigil-attestation/sigil/verifier/nvidia"
 	"github.com/sigil-attestation/sigil/verifier/nvidia/nras/nrastest"
 	"github.com/sigil-attestation/sigil/verifier/nvidia/nvidiatest"
@@ -645,5 +646,31 @@ func TestOptionsURLs(t *testing.T) {
 	}
 	if d.attestURL != DefaultBaseURL+"/v4/attest" || d.keys.url != DefaultBaseURL+"/.well-known/jwks.json" || d.issuer != DefaultBaseURL {
 		t.Errorf("defaults: %s %s %s", d.attestURL, d.keys.url, d.issuer)
+	}
+}
+
+// One device repeated in the evidence is refused before NRAS is asked.
+func TestVerifierRejectsDuplicateDevices(t *testing.T) {
+	e := newEnv(t, nrastest.Options{})
+	devs, _ := devices(t, nvidiatest.Hopper, 2, e.nonce)
+	v := NewVerifier(e.client(t, nil), false)
+	for name, list := range map[string][]nvidia.DeviceEvidence{
+		"same device twice":           {devs[0], devs[1], devs[0]},
+		"same device as a switch too": {devs[0], {Arch: "LS10", UUID: "s", Evidence: devs[0].Evidence, Certificate: devs[0].Certificate}},
+	} {
+		ev, err := json.Marshal(nvidia.Evidence{Devices: list})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(context.Background(), ev, verifier.Expected{ReportData: e.nonce}); !errors.Is(err, nvidia.ErrDuplicateDevice) {
+			t.Errorf("%s: err = %v, want %v", name, err, nvidia.ErrDuplicateDevice)
+		}
+	}
+	if n := len(e.fake.Requests()); n != 0 {
+		t.Fatalf("NRAS asked %d times", n)
+	}
+	ev, _ := json.Marshal(nvidia.Evidence{Devices: devs})
+	if _, err := v.Verify(context.Background(), ev, verifier.Expected{ReportData: e.nonce}); err != nil {
+		t.Fatalf("distinct devices: %v", err)
 	}
 }

@@ -35,6 +35,11 @@ func (v *Verifier) Verify(ctx context.Context, evidence []byte, exp verifier.Exp
 	if err != nil {
 		return nil, err
 	}
+	// NRAS verifies each device on its own; one device repeated would count
+	// several times (e.g. towards a PPCIe topology).
+	if err := nvidia.CheckDistinctDevices(ev.Devices); err != nil {
+		return nil, err
+	}
 	nonce := make([]byte, 32)
 	copy(nonce, exp.ReportData)
 	var gpus, switches []nvidia.DeviceEvidence

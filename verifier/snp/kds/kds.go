@@ -14,6 +14,10 @@
 //
 // hwid is the report's CHIP_ID in lower-case hex (64 bytes; Turin uses the
 // first 8 bytes only); SPLs are decimal, zero-padded to two digits.
+//
+// CRLs come from the same places: the KDS (cached for Options.CRLTTL,
+// served stale when a refresh fails), an offline store's crl/ folder, or
+// several of them in order (CRLSources).
 package kds
 
 import (
@@ -38,9 +42,9 @@ const DefaultBaseURL = "https://kdsintf.amd.com"
 
 // Errors.
 var (
-	// ErrNotFound means the source has no such certificate (HTTP 404, or no
-	// file in the offline store).
-	ErrNotFound = errors.New("kds: certificate not found")
+	// ErrNotFound means the source has no such certificate or CRL (HTTP
+	// 404, or no file in the offline store).
+	ErrNotFound = errors.New("kds: not found")
 	// ErrRateLimited means the KDS answered 429 and the Retry-After time has
 	// not passed yet. The concrete error is a *RateLimitError.
 	ErrRateLimited = errors.New("kds: rate limited")
@@ -171,8 +175,15 @@ type Options struct {
 	// certificate chains never change for a URL, so entries do not expire;
 	// CRLs are kept until their NextUpdate-independent TTL (CRLTTL).
 	MaxCacheEntries int
-	// CRLTTL is how long a fetched CRL is reused; 0 means 1 hour.
+	// CRLTTL is how long a fetched CRL is reused; 0 means 1 hour. When a
+	// refresh fails, the expired CRL is served instead (its signature and
+	// NextUpdate are the verifier's to judge).
 	CRLTTL time.Duration
+	// CRLRetry is how long a failed CRL fetch is remembered and answered
+	// (with the expired CRL, or the error) without asking the KDS again,
+	// so that an unreachable KDS does not cost every verification a
+	// timeout; 0 means 1 minute.
+	CRLRetry time.Duration
 	// Logger receives debug logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -189,17 +200,25 @@ type cacheEntry struct {
 	expires time.Time // zero: never
 }
 
+// failedFetch remembers a failed CRL fetch until a retry is due.
+type failedFetch struct {
+	err   error
+	until time.Time
+}
+
 // Client is an AMD KDS client. It is safe for concurrent use.
 type Client struct {
-	base   string
-	http   *http.Client
-	now    func() time.Time
-	max    int
-	crlTTL time.Duration
-	log    *slog.Logger
+	base     string
+	http     *http.Client
+	now      func() time.Time
+	max      int
+	crlTTL   time.Duration
+	crlRetry time.Duration
+	log      *slog.Logger
 
 	mu           sync.Mutex
 	cache        map[string]cacheEntry
+	failed       map[string]failedFetch
 	blockedUntil time.Time
 	stats        Stats
 }
@@ -215,13 +234,15 @@ func New(opts Options) (*Client, error) {
 		return nil, fmt.Errorf("kds: invalid base URL %q", base)
 	}
 	c := &Client{
-		base:   strings.TrimRight(base, "/"),
-		http:   opts.HTTPClient,
-		now:    opts.Now,
-		max:    opts.MaxCacheEntries,
-		crlTTL: opts.CRLTTL,
-		log:    opts.Logger,
-		cache:  map[string]cacheEntry{},
+		base:     strings.TrimRight(base, "/"),
+		http:     opts.HTTPClient,
+		now:      opts.Now,
+		max:      opts.MaxCacheEntries,
+		crlTTL:   opts.CRLTTL,
+		crlRetry: opts.CRLRetry,
+		log:      opts.Logger,
+		cache:    map[string]cacheEntry{},
+		failed:   map[string]failedFetch{},
 	}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 30 * time.Second}
@@ -234,6 +255,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if c.crlTTL <= 0 {
 		c.crlTTL = time.Hour
+	}
+	if c.crlRetry <= 0 {
+		c.crlRetry = time.Minute
 	}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -266,13 +290,82 @@ func (c *Client) CertChain(ctx context.Context, product, kind string) ([]byte, e
 	return c.get(ctx, "/"+kind+"/v1/"+product+"/cert_chain", 64<<10, 0)
 }
 
-// CRL fetches the DER CRL the product's ARK issues. It satisfies the snp
-// package's CRL getter.
+// CRL fetches the DER CRL the product's ARK issues (it lists revoked ASKs
+// and ASVKs). A fetched CRL is reused for CRLTTL; when a refresh fails the
+// expired copy is returned. A failure is remembered for CRLRetry (the
+// expired copy, or the error, is the answer meanwhile). It satisfies the
+// snp package's CRL getter.
 func (c *Client) CRL(ctx context.Context, product string) ([]byte, error) {
 	if !validProduct(product) {
 		return nil, fmt.Errorf("%w: crl for %q", ErrBadRequest, product)
 	}
-	return c.get(ctx, "/vcek/v1/"+product+"/crl", 1<<20, c.crlTTL)
+	path := "/vcek/v1/" + product + "/crl"
+	now := c.now()
+	c.mu.Lock()
+	if f, ok := c.failed[path]; ok && now.Before(f.until) {
+		e, cached := c.cache[path]
+		c.mu.Unlock()
+		if cached {
+			return e.body, nil
+		}
+		return nil, f.err
+	}
+	c.mu.Unlock()
+	body, err := c.get(ctx, path, 1<<20, c.crlTTL)
+	if err == nil {
+		c.mu.Lock()
+		delete(c.failed, path)
+		c.mu.Unlock()
+		return body, nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.failed) >= c.max {
+		clear(c.failed)
+	}
+	c.failed[path] = failedFetch{err: err, until: now.Add(c.crlRetry)}
+	if e, ok := c.cache[path]; ok {
+		c.log.WarnContext(ctx, "AMD KDS CRL refresh failed; serving the cached CRL", "product", product, "error", err)
+		return e.body, nil
+	}
+	return nil, err
+}
+
+// CRLSource yields the DER (or PEM) CRL issued by a product's ARK
+// ("Milan", "Genoa", "Turin"). *Client, *OfflineStore and CRLSources
+// implement it.
+type CRLSource interface {
+	CRL(ctx context.Context, product string) ([]byte, error)
+}
+
+// CRLSources asks each source in order and returns the first CRL found.
+// With no sources, or when every source fails, the error joins the
+// sources' errors (ErrNotFound when nothing is configured).
+type CRLSources []CRLSource
+
+// CRL implements CRLSource.
+func (s CRLSources) CRL(ctx context.Context, product string) ([]byte, error) {
+	if len(s) == 0 {
+		return nil, fmt.Errorf("%w: no CRL source is configured", ErrNotFound)
+	}
+	var errs []error
+	for _, src := range s {
+		b, err := src.CRL(ctx, product)
+		if err == nil && len(b) > 0 {
+			return b, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("%w: empty CRL", ErrNotFound)
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
 }
 
 func (c *Client) get(ctx context.Context, path string, limit int64, ttl time.Duration) ([]byte, error) {
@@ -358,16 +451,18 @@ func retryAfter(v string, now time.Time) time.Time {
 }
 
 // OfflineStore reads VCEKs from a directory, using the layout of Trustee's
-// OfflineStore VCEK source:
+// OfflineStore VCEK source, and ARK-issued CRLs (a Sigil addition):
 //
 //	{dir}/vcek/{hwid}/{tcb_prefix}_vcek.der   preferred
 //	{dir}/vcek/{hwid}/vcek.der                fallback (one VCEK per chip)
+//	{dir}/crl/{product}.crl                   the KDS's /vcek/v1/{product}/crl
 //
 // hwid is the lower-case hex chip id as the KDS URL uses it (64 bytes; the
 // first 8 for Turin — for Turin the full 64-byte form is tried as well).
 // tcb_prefix is VCEKRequest.TCBPrefix, e.g. "bl03_tee00_snp08_ucode115"
-// ("_fmcNN" appended for Turin). Files are DER (PEM is accepted too; the
-// verifier decodes either).
+// ("_fmcNN" appended for Turin). product is "Milan", "Genoa" or "Turin"
+// (the lower-case spelling is accepted too). Files are DER (PEM is accepted
+// too; the verifier decodes either).
 type OfflineStore struct {
 	dir string
 }
@@ -405,4 +500,26 @@ func (s *OfflineStore) VCEK(ctx context.Context, req VCEKRequest) ([]byte, error
 		}
 	}
 	return nil, fmt.Errorf("%w: offline store has no VCEK for %s", ErrNotFound, hwid)
+}
+
+// CRL reads the ARK-issued CRL of product from {dir}/crl/{product}.crl
+// ({product} as the KDS spells it, or lower case). A missing file is
+// ErrNotFound.
+func (s *OfflineStore) CRL(ctx context.Context, product string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !validProduct(product) {
+		return nil, fmt.Errorf("%w: crl for %q", ErrBadRequest, product)
+	}
+	for _, name := range []string{product, strings.ToLower(product)} {
+		b, err := os.ReadFile(filepath.Join(s.dir, "crl", name+".crl"))
+		if err == nil {
+			return b, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("kds: offline store: %w", err)
+		}
+	}
+	return nil, fmt.Errorf("%w: offline store has no CRL for %s", ErrNotFound, product)
 }
