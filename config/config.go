@@ -505,7 +505,7 @@ type Sigil struct {
 	// MaxConnections: max_connections (default 4096).
 	MaxConnections int
 	// HeaderBudgetMiB: header_budget_mib, header bytes above 16 KiB per
-	// connection that all unfinished requests may hold together (default 64).
+	// connection that all unfinished requests may hold together (default 32).
 	HeaderBudgetMiB int
 	// IdleTimeoutSec: idle_timeout_s, keep-alive idle timeout (default 30).
 	IdleTimeoutSec int

@@ -273,7 +273,7 @@ func TestIssueVerifiesWithGoJose(t *testing.T) {
 	}
 
 	// Independent verification against the header's own jwk.
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +405,7 @@ func TestIssueCustomConfigAndChain(t *testing.T) {
 	if jwk["x5u"] != "https://as.example/certs" {
 		t.Errorf("x5u = %v", jwk["x5u"])
 	}
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ type ConnLimits struct {
 	FreeHeaderBytes int
 	// HeaderBudget is the total of header bytes above FreeHeaderBytes that
 	// all connections together may hold while their headers are still
-	// arriving (default 64 MiB).
+	// arriving (default 32 MiB).
 	HeaderBudget int64
 	// IdleTimeout closes keep-alive connections idle that long (default 30 s).
 	IdleTimeout time.Duration
@@ -53,7 +53,7 @@ func (l ConnLimits) withDefaults() ConnLimits {
 		l.FreeHeaderBytes = 16 << 10
 	}
 	if l.HeaderBudget <= 0 {
-		l.HeaderBudget = 64 << 20
+		l.HeaderBudget = 32 << 20
 	}
 	if l.IdleTimeout <= 0 {
 		l.IdleTimeout = 30 * time.Second

@@ -67,6 +67,7 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) *Error {
 	sess, err := s.sessions.create(r.Context(), req, ch)
 	if err != nil {
 		s.metrics.authErrors.Inc()
+		//lint:ignore ST1005 Trustee's detail text.
 		return errAttestAuth(fmt.Errorf("Session storage error: %w", err))
 	}
 	s.metrics.authSuccesses.Inc()
@@ -148,6 +149,7 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) *Error {
 	if att.InitData != nil {
 		if att.InitData.Format != "toml" {
 			s.metrics.attestFailures.WithLabelValues(tee).Inc()
+			//lint:ignore ST1005 Trustee's text.
 			return errAttest(fmt.Errorf("Unsupported initdata format: %q", att.InitData.Format))
 		}
 		areq.InitDataTOML = []byte(att.InitData.Body)
@@ -167,6 +169,7 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	attested := &session{ID: sess.ID, Timeout: sess.Timeout, Token: res.Token}
 	if err := s.sessions.put(ctx, attested); err != nil {
+		//lint:ignore ST1005 Trustee's detail text.
 		return errAttest(fmt.Errorf("Session storage error: %w", err))
 	}
 	s.setCookie(w, attested)

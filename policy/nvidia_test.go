@@ -215,8 +215,6 @@ func delNV(keys ...string) func(map[string]any) {
 	}
 }
 
-var goodChain = map[string]any{"x-nvidia-cert-status": "valid", "x-nvidia-cert-ocsp-status": "good"}
-
 func TestDefaultGPUNVIDIA(t *testing.T) {
 	rvs := map[string]string{"allowed_vbios_versions": `["96.00.9F.00.01"]`, "allowed_driver_versions": `["550.90.07"]`}
 	nras := func(t *testing.T) map[string]any { return nrasInput(t, "hopperClaimsv3_decoded.json", "GPU-0") }

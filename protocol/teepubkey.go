@@ -87,7 +87,7 @@ func (k *TeePubKey) UnmarshalJSON(b []byte) error {
 	}
 	var out TeePubKey
 	out.Kty = kty
-	fields := map[string]*string{}
+	var fields map[string]*string
 	switch kty {
 	case "RSA":
 		fields = map[string]*string{"alg": &out.Alg, "n": &out.N, "e": &out.E}

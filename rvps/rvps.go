@@ -175,11 +175,13 @@ func (s *Service) Register(ctx context.Context, msg []byte) error {
 		return err
 	}
 	if m.version != MessageVersion {
-		return fmt.Errorf("Version unmatched! Need %s, given %s.", MessageVersion, m.version) // Trustee's exact text.
+		//lint:ignore ST1005 Trustee's exact text.
+		return fmt.Errorf("Version unmatched! Need %s, given %s.", MessageVersion, m.version)
 	}
 	ex, ok := s.extractors[m.typ]
 	if !ok {
-		return fmt.Errorf("Could not find extractor for %s", m.typ) // Trustee's exact text.
+		//lint:ignore ST1005 Trustee's exact text.
+		return fmt.Errorf("Could not find extractor for %s", m.typ)
 	}
 	rvs, err := ex.Extract(m.payload)
 	if err != nil {

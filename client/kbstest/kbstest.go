@@ -368,6 +368,7 @@ func verify(s *session, att *protocol.Attestation) error {
 		return fmt.Errorf("fake KBS verifies only sample evidence, not %q", s.tee)
 	}
 	if att.InitData != nil && att.InitData.Format != "toml" {
+		//lint:ignore ST1005 Trustee's text.
 		return fmt.Errorf("Unsupported initdata format")
 	}
 	key := att.RuntimeData.TeePubKey.Map()

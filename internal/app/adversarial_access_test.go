@@ -5,6 +5,9 @@ package app_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"github.com/sigil-attestation/sigil/ear"
 	"github.com/sigil-attestation/sigil/internal/app"
 	"github.com/sigil-attestation/sigil/internal/jose"
+	"github.com/sigil-attestation/sigil/kbs/tokenverify/jws/jwstest"
 	"github.com/sigil-attestation/sigil/policy"
 )
 
@@ -261,5 +265,67 @@ func TestHostilePolicies(t *testing.T) {
 	wantErr(t, r, 401, "AttestationError", "")
 	if took := time.Since(start); took > 2500*time.Millisecond {
 		t.Errorf("runaway appraisal policy held /attest %v", took)
+	}
+}
+
+// TestTimeShiftedTokens: tokens that are not yet valid, issued in the
+// future, or valid for longer than the broker ever issues are refused by
+// the KBS (the test KBS trusts header keys, so a guest can sign its own).
+func TestTimeShiftedTokens(t *testing.T) {
+	ctx := context.Background()
+	k := startKBS(t, kbsOpts{})
+	a := newAdmin(t, k, k.token(t))
+	if err := a.SetResource(ctx, secretPath, []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	teeKey, _ := jose.GenerateTeeKey(nil, "")
+	teePub, _ := jose.TeePubKeyOf(teeKey)
+	now := k.Clock.Now()
+	claims := func(mod func(map[string]any)) map[string]any {
+		c := map[string]any{
+			"eat_profile": "tag:github.com,2023:veraison/ear", "iss": "x",
+			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+			"submods": map[string]any{"cpu0": map[string]any{
+				"ear.status": "affirming", "ear.appraisal-policy-id": "default",
+				"ear.veraison.annotated-evidence": map[string]any{
+					"tdx":                 map[string]any{"svn": "1"},
+					"runtime_data_claims": map[string]any{"tee-pubkey": teePub.Map()},
+				},
+			}},
+		}
+		mod(c)
+		return c
+	}
+	cases := []struct {
+		name string
+		mod  func(map[string]any)
+		want int
+	}{
+		{"valid", func(map[string]any) {}, 200},
+		{"nbf in the future", func(c map[string]any) { c["nbf"] = now.Add(10 * time.Minute).Unix() }, 401},
+		{"iat in the future", func(c map[string]any) {
+			c["iat"] = now.Add(10 * time.Minute).Unix()
+			c["exp"] = now.Add(14 * time.Minute).Unix()
+		}, 401},
+		{"exp a year away", func(c map[string]any) { c["exp"] = now.AddDate(1, 0, 0).Unix() }, 401},
+		{"exp a year away, no iat", func(c map[string]any) { delete(c, "iat"); c["exp"] = now.AddDate(1, 0, 0).Unix() }, 401},
+		{"no exp", func(c map[string]any) { delete(c, "exp") }, 401},
+		{"expired", func(c map[string]any) {
+			c["iat"] = now.Add(-10 * time.Minute).Unix()
+			c["exp"] = now.Add(-5 * time.Minute).Unix()
+		}, 401},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tok := jwstest.Sign(t, "ES256", key, map[string]any{"jwk": jwstest.JWK(&key.PublicKey, "ES256", "")}, claims(c.mod))
+			r := do(t, "GET", k.URL+"/kbs/v0/resource/"+secretPath, nil, map[string]string{"Authorization": "Bearer " + tok})
+			if r.status != c.want || (c.want == 401 && !strings.Contains(r.info.Type, "TokenVerifierError")) {
+				t.Errorf("%d %s", r.status, r.body)
+			}
+		})
 	}
 }

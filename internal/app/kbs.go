@@ -180,6 +180,9 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("[attestation_token]: %w", err)
 	}
+	if cfg.Sigil.PolicyAllowNetwork {
+		opts.Logger.Warn("policies may call http.send and net.lookup_ip_addr: [sigil] policy_allow_network = true")
+	}
 	if cfg.AttestationToken.InsecureHeaderJWK {
 		opts.Logger.Warn("attestation tokens are trusted by their header key: [attestation_token] insecure_header_jwk = true")
 	}

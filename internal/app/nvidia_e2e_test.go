@@ -76,15 +76,10 @@ func (s skipLeafChecker) CheckChain(ctx context.Context, chain []*x509.Certifica
 	return s.c.CheckChain(ctx, chain[1:])
 }
 
-// startNVIDIAKBS runs a KBS whose NVIDIA verifier trusts a synthetic device
-// hierarchy and a synthetic RIM signer, served by fake RIM and OCSP
-// services that follow NVIDIA's APIs.
-func startNVIDIAKBS(t *testing.T, gpus int) *nvidiaWorld {
-	return startNVIDIAKBSWith(t, gpus, 0, false, false)
-}
-
-// startNVIDIAKBSWith also creates LS10 switches, sets verbose_token, and in
-// remote mode points the KBS at a fake NRAS whose answers come from a real
+// startNVIDIAKBSWith runs a KBS whose NVIDIA verifier trusts a synthetic
+// device hierarchy and a synthetic RIM signer, served by fake RIM and OCSP
+// services that follow NVIDIA's APIs. It also creates LS10 switches, sets
+// verbose_token, and in remote mode points the KBS at a fake NRAS whose answers come from a real
 // local verification of the devices (as nvidia.md §5.2 suggests).
 func startNVIDIAKBSWith(t *testing.T, gpus, switches int, verbose, remote bool) *nvidiaWorld {
 	t.Helper()

@@ -67,7 +67,8 @@ func Encrypt(rand io.Reader, key protocol.TeePubKey, plaintext []byte) (*protoco
 		}
 		var ek []byte
 		if key.Alg == algRSA15 {
-			ek, err = rsa.EncryptPKCS1v15(rand, pub, cek) //nolint:staticcheck // Trustee still accepts RSA1_5 keys.
+			//lint:ignore SA1019 Trustee still accepts RSA1_5 TEE keys (a warning is logged).
+			ek, err = rsa.EncryptPKCS1v15(rand, pub, cek)
 		} else {
 			ek, err = rsa.EncryptOAEP(sha256.New(), rand, pub, cek, nil)
 		}
@@ -242,7 +243,8 @@ func unwrapCEK(priv crypto.PrivateKey, h *header, ek []byte) ([]byte, error) {
 		var cek []byte
 		var err error
 		if h.alg == algRSA15 {
-			cek, err = rsa.DecryptPKCS1v15(nil, rk, ek) //nolint:staticcheck // accepted like the Rust client does.
+			//lint:ignore SA1019 accepted like the Rust client does.
+			cek, err = rsa.DecryptPKCS1v15(nil, rk, ek)
 		} else {
 			cek, err = rsa.DecryptOAEP(sha256.New(), nil, rk, ek, nil)
 		}

@@ -85,17 +85,29 @@ func check(data []byte, t reflect.Type) error {
 }
 
 type parser struct {
-	data []byte
-	pos  int
-	path []string // path elements of the enclosing containers
-	buf  []byte   // scratch for unescaped member names
+	data   []byte
+	pos    int
+	path   []frame // the enclosing containers, formatted only for an error
+	buf    []byte  // scratch for unescaped member names
+	fields map[reflect.Type]map[string]reflect.Type
+}
+
+// frame is one step of the path to the current value: a member name or an
+// array index.
+type frame struct {
+	name  string
+	index int // -1 for a member
 }
 
 func (p *parser) errorf(format string, args ...any) error {
 	var b strings.Builder
 	b.WriteByte('$')
 	for _, e := range p.path {
-		b.WriteString(e)
+		if e.index >= 0 {
+			b.WriteString("[" + strconv.Itoa(e.index) + "]")
+		} else {
+			b.WriteString("[" + strconv.Quote(e.name) + "]")
+		}
 	}
 	return &SyntaxError{Offset: p.pos, Path: b.String(), Msg: fmt.Sprintf(format, args...)}
 }
@@ -346,7 +358,7 @@ func (p *parser) array(t reflect.Type, depth int) error {
 		return nil
 	}
 	for i := 0; ; i++ {
-		p.path = append(p.path, "["+strconv.Itoa(i)+"]")
+		p.path = append(p.path, frame{index: i})
 		p.skipSpace()
 		if err := p.value(elem, depth); err != nil {
 			return err
@@ -375,7 +387,7 @@ func (p *parser) object(t reflect.Type, depth int) error {
 	if t != nil {
 		switch t.Kind() {
 		case reflect.Struct:
-			fields = structFields(t)
+			fields = p.structFields(t)
 		case reflect.Map:
 			elem = t.Elem()
 		}
@@ -385,6 +397,9 @@ func (p *parser) object(t reflect.Type, depth int) error {
 		p.pos++
 		return nil
 	}
+	// Duplicates: a linear scan while the object is small (most are), a
+	// set beyond.
+	var names []string
 	var seen map[string]struct{}
 	for {
 		p.skipSpace()
@@ -396,13 +411,28 @@ func (p *parser) object(t reflect.Type, depth int) error {
 			return err
 		}
 		name := string(raw)
-		if seen == nil {
-			seen = make(map[string]struct{}, 8)
+		dup := false
+		if seen != nil {
+			_, dup = seen[name]
+			seen[name] = struct{}{}
+		} else {
+			for _, n := range names {
+				if n == name {
+					dup = true
+					break
+				}
+			}
+			names = append(names, name)
+			if len(names) > 16 {
+				seen = make(map[string]struct{}, 2*len(names))
+				for _, n := range names {
+					seen[n] = struct{}{}
+				}
+			}
 		}
-		if _, dup := seen[name]; dup {
+		if dup {
 			return p.errorf("duplicate member %q", name)
 		}
-		seen[name] = struct{}{}
 		vt := elem
 		if fields != nil {
 			ft, ok := fields[name]
@@ -421,7 +451,7 @@ func (p *parser) object(t reflect.Type, depth int) error {
 		}
 		p.pos++
 		p.skipSpace()
-		p.path = append(p.path, "["+strconv.Quote(name)+"]")
+		p.path = append(p.path, frame{name: name, index: -1})
 		if err := p.value(vt, depth); err != nil {
 			return err
 		}
@@ -444,9 +474,18 @@ func (p *parser) object(t reflect.Type, depth int) error {
 
 // structFields maps the JSON member names of struct type t to field types,
 // following encoding/json's rules for tags and embedded structs.
-func structFields(t reflect.Type) map[string]reflect.Type {
+// structFields returns the member names of struct type t, computed once
+// per parse.
+func (p *parser) structFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := p.fields[t]; ok {
+		return f
+	}
 	out := make(map[string]reflect.Type, t.NumField())
 	addStructFields(t, out, 0)
+	if p.fields == nil {
+		p.fields = make(map[reflect.Type]map[string]reflect.Type)
+	}
+	p.fields[t] = out
 	return out
 }
 

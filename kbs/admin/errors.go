@@ -55,4 +55,6 @@ func (e *BearerHeaderError) Unwrap() error { return e.Cause }
 
 // ErrUnanchoredRegex is returned by New for an ACL regex that does not
 // start with "^/kbs" and end with "$".
-var ErrUnanchoredRegex = errors.New("Admin Role regex must be anchored.") //nolint:staticcheck // Trustee's text
+//
+//lint:ignore ST1005 Trustee's exact text, which clients match.
+var ErrUnanchoredRegex = errors.New("Admin Role regex must be anchored.")

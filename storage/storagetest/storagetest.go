@@ -289,7 +289,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) storage.Backend) {
 						return
 					}
 					if _, err := s.List(ctx); err != nil {
-						errc <- fmt.Errorf("List: %w", err)
+						errc <- fmt.Errorf("store.List: %w", err)
 						return
 					}
 					ck := fmt.Sprintf("create-%d-%d", w, r)

@@ -16,14 +16,6 @@ import (
 	"github.com/sigil-attestation/sigil/verifier"
 )
 
-func mustHex(s string) []byte {
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
 func TestEmbeddedRoots(t *testing.T) {
 	for _, p := range Products {
 		t.Run(string(p), func(t *testing.T) {

@@ -42,15 +42,6 @@ func readTestdata(t testing.TB, name string) []byte {
 	return b
 }
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func evidenceJSON(t testing.TB, quote, ccel []byte) []byte {
 	t.Helper()
 	m := map[string]any{"quote": base64.StdEncoding.EncodeToString(quote), "cc_eventlog": nil}
