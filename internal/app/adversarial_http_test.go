@@ -9,10 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -70,15 +73,30 @@ func TestNoRedirects(t *testing.T) {
 		"/kbs/v0/resource/a%2fb/c/d",
 		"/",
 	}
+	tree := func() []string {
+		var files []string
+		_ = filepath.WalkDir(filepath.Dir(k.Dir), func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, path)
+			}
+			return nil
+		})
+		return files
+	}
+	before := tree()
+	auth := "Authorization: Bearer " + k.token(t) + "\r\n"
 	for _, method := range []string{"GET", "POST", "DELETE"} {
 		for _, p := range paths {
-			resp, body := rawRequest(t, hostPort(k), method+" "+p+" HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			resp, body := rawRequest(t, hostPort(k), method+" "+p+" HTTP/1.1\r\nHost: x\r\n"+auth+"Content-Length: 4\r\nConnection: close\r\n\r\nevil")
 			var info protocol.ErrorInformation
 			if resp.StatusCode < 400 || resp.StatusCode >= 500 || resp.Header.Get("Location") != "" ||
 				json.Unmarshal(body, &info) != nil || !strings.HasPrefix(info.Type, protocol.ErrorTypePrefix) {
 				t.Errorf("%s %s: %d Location=%q %s", method, p, resp.StatusCode, resp.Header.Get("Location"), body)
 			}
 		}
+	}
+	if after := tree(); !slices.Equal(before, after) {
+		t.Errorf("path tricks changed files around the data directory:\n%v\n→ %v", before, after)
 	}
 }
 

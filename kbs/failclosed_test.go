@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sigil-attestation/sigil/attestation"
+	"github.com/sigil-attestation/sigil/policy"
 	"github.com/sigil-attestation/sigil/protocol"
 	"github.com/sigil-attestation/sigil/storage"
 	"github.com/sigil-attestation/sigil/storage/memory"
@@ -80,5 +81,33 @@ func TestConcurrentAttestOneSession(t *testing.T) {
 	// its token.
 	if w := attest(); w.Code != 200 || !strings.Contains(w.Body.String(), `"tok"`) {
 		t.Fatalf("after: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestStoredPolicyKeptOnUpgrade: the new fail-closed default is written
+// only where no resource policy exists; a deployment's stored policy
+// (Trustee's default included) is left as it is.
+func TestStoredPolicyKeptOnUpgrade(t *testing.T) {
+	ctx := context.Background()
+	for _, stored := range []string{"", policy.ResourceTrusteeDefault, policy.ResourceAllowAll} {
+		be := memory.New()
+		sess, _ := be.Namespace(ctx, storage.NamespaceSession)
+		pol, _ := be.Namespace(ctx, storage.NamespaceKBS)
+		if stored != "" {
+			if err := pol.Set(ctx, resourcePolicyKey, []byte(stored)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := New(ctx, Config{AS: noAS{}, RVPS: noRVPS{}, Admin: denyAdmin{}, Tokens: noTokens{}, Sessions: sess, Policies: pol}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := pol.Get(ctx, resourcePolicyKey)
+		want := stored
+		if want == "" {
+			want = policy.ResourceDefault
+		}
+		if err != nil || string(got) != want {
+			t.Errorf("stored %q: after New the policy is %q (%v)", stored[:min(len(stored), 40)], got[:min(len(got), 40)], err)
+		}
 	}
 }
