@@ -504,6 +504,9 @@ type Sigil struct {
 	SNPCheckCRL bool
 	// MaxConnections: max_connections (default 4096).
 	MaxConnections int
+	// MaxSessions: max_sessions, the live RCAR sessions one server holds
+	// (default 100000); /auth beyond it gets a retryable 503.
+	MaxSessions int
 	// HeaderBudgetMiB: header_budget_mib, header bytes above 16 KiB per
 	// connection that all unfinished requests may hold together (default 32).
 	HeaderBudgetMiB int

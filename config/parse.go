@@ -806,6 +806,7 @@ func (d *decoder) sigil(t *table, s *Sigil) {
 	}{
 		{"header_limit_kib", 16, 16 << 10, &s.HeaderLimitKiB},
 		{"max_connections", 16, 1 << 20, &s.MaxConnections},
+		{"max_sessions", 1, 1 << 30, &s.MaxSessions},
 		{"header_budget_mib", 1, 16 << 10, &s.HeaderBudgetMiB},
 		{"idle_timeout_s", 1, 3600, &s.IdleTimeoutSec},
 		{"header_timeout_s", 1, 600, &s.HeaderTimeoutSec},

@@ -31,6 +31,11 @@ const (
 	VariantHeaderTooLarge   = "RequestHeaderFieldsTooLarge"
 	// VariantTooManyConnections: the connection limit is reached (503).
 	VariantTooManyConnections = "TooManyConnections"
+	// VariantTooManySessions: the live-session bound is reached (503).
+	VariantTooManySessions = "TooManySessions"
+	// VariantStorageUnavailable: the storage backend cannot be reached; the
+	// request did nothing and may be retried (503).
+	VariantStorageUnavailable = "StorageUnavailable"
 )
 
 // Error is a KBS error: what the client sees (variant, detail, status) and
@@ -64,6 +69,8 @@ func newError(variant, detail string, cause error) *Error {
 		status = http.StatusMethodNotAllowed
 	case VariantHeaderTooLarge:
 		status = http.StatusRequestHeaderFieldsTooLarge
+	case VariantTooManySessions, VariantStorageUnavailable, VariantTooManyConnections:
+		status = http.StatusServiceUnavailable
 	}
 	return &Error{Variant: variant, Detail: detail, Status: status, Cause: cause}
 }
@@ -83,6 +90,9 @@ func errPluginNotFound(name string) *Error {
 func writeError(w http.ResponseWriter, e *Error) {
 	body, _ := json.Marshal(protocol.ErrorInformation{Type: protocol.ErrorTypePrefix + e.Variant, Detail: e.Detail})
 	w.Header().Set("Content-Type", "application/json")
+	if e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(body)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sigil-attestation/sigil/attestation"
 	"github.com/sigil-attestation/sigil/policy"
@@ -108,6 +109,97 @@ func TestStoredPolicyKeptOnUpgrade(t *testing.T) {
 		}
 		if err != nil || string(got) != want {
 			t.Errorf("stored %q: after New the policy is %q (%v)", stored[:min(len(stored), 40)], got[:min(len(got), 40)], err)
+		}
+	}
+}
+
+// TestSessionBoundAndIndexedExpiry: live sessions are bounded with a
+// retryable error, and the sweeper deletes exactly what expired without
+// listing the store.
+func TestSessionBoundAndIndexedExpiry(t *testing.T) {
+	ctx := context.Background()
+	be := memory.New()
+	sessStore, _ := be.Namespace(ctx, storage.NamespaceSession)
+	pol, _ := be.Namespace(ctx, storage.NamespaceKBS)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	counting := &listCounter{Store: sessStore}
+	s, err := New(ctx, Config{AS: noAS{}, RVPS: noRVPS{}, Admin: denyAdmin{}, Tokens: noTokens{},
+		Sessions: counting, Policies: pol, MaxSessions: 3, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	authReq := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/kbs/v0/auth", strings.NewReader(`{"version":"0.4.0","tee":"sample","extra-params":""}`)))
+		return rec
+	}
+	for i := range 3 {
+		if rec := authReq(); rec.Code != 200 {
+			t.Fatalf("auth %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	rec := authReq()
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
+		!strings.Contains(rec.Body.String(), protocol.ErrorTypePrefix+VariantTooManySessions) {
+		t.Fatalf("over the bound: %d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+	// Time passes: the three expire; the sweeper deletes them without List.
+	now = now.Add(6 * time.Minute)
+	n, err := s.sessions.sweepDue(ctx)
+	if err != nil || n != 3 || counting.lists != 0 {
+		t.Fatalf("sweepDue = %d, %v; lists %d", n, err, counting.lists)
+	}
+	if keys, _ := sessStore.List(ctx); len(keys) != 0 {
+		t.Fatalf("left: %v", keys)
+	}
+	if rec := authReq(); rec.Code != 200 {
+		t.Fatalf("after expiry: %d %s", rec.Code, rec.Body)
+	}
+}
+
+type listCounter struct {
+	storage.Store
+	lists int
+}
+
+func (l *listCounter) List(ctx context.Context) ([]string, error) {
+	l.lists++
+	return l.Store.List(ctx)
+}
+
+// downStore fails every operation as a database that is away does.
+type downStore struct{}
+
+func (downStore) Get(context.Context, string) ([]byte, error)  { return nil, storage.ErrUnavailable }
+func (downStore) Set(context.Context, string, []byte) error    { return storage.ErrUnavailable }
+func (downStore) Create(context.Context, string, []byte) error { return storage.ErrUnavailable }
+func (downStore) Delete(context.Context, string) error         { return storage.ErrUnavailable }
+func (downStore) List(context.Context) ([]string, error)       { return nil, storage.ErrUnavailable }
+
+// TestStorageDownIsRetryable: with the session store away, /auth and
+// /attest fail fast with 503 StorageUnavailable and Retry-After.
+func TestStorageDownIsRetryable(t *testing.T) {
+	ctx := context.Background()
+	pol, _ := memory.New().Namespace(ctx, storage.NamespaceKBS)
+	s, err := New(ctx, Config{AS: noAS{}, RVPS: noRVPS{}, Admin: denyAdmin{}, Tokens: noTokens{}, Sessions: downStore{}, Policies: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []*http.Request{
+		httptest.NewRequest("POST", "/kbs/v0/auth", strings.NewReader(`{"version":"0.4.0","tee":"sample","extra-params":""}`)),
+		func() *http.Request {
+			r := httptest.NewRequest("POST", "/kbs/v0/attest", strings.NewReader(`{"runtime-data":{"nonce":"x","tee-pubkey":{"kty":"EC","crv":"P-256","alg":"ECDH-ES+A256KW","x":"AA","y":"AA"}},"tee-evidence":{"primary_evidence":{},"additional_evidence":""}}`))
+			r.AddCookie(&http.Cookie{Name: SessionCookie, Value: strings.Repeat("a", 32)})
+			return r
+		}(),
+	} {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
+			!strings.Contains(rec.Body.String(), VariantStorageUnavailable) {
+			t.Errorf("%s: %d %v %s", req.URL.Path, rec.Code, rec.Header(), rec.Body)
 		}
 	}
 }

@@ -65,6 +65,11 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	ch := protocol.Challenge{Nonce: base64.StdEncoding.EncodeToString(nonce[:]), ExtraParams: emptyExtraParams}
 	sess, err := s.sessions.create(r.Context(), req, ch)
+	if errors.Is(err, errTooManySessions) {
+		s.metrics.authErrors.Inc()
+		return newError(VariantTooManySessions, fmt.Sprintf(
+			"Too many RCAR sessions in progress (%d, [sigil] max_sessions); retry later", s.sessions.maxLive), err)
+	}
 	if err != nil {
 		s.metrics.authErrors.Inc()
 		//lint:ignore ST1005 Trustee's detail text.

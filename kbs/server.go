@@ -65,6 +65,10 @@ type Config struct {
 	Plugins  map[string]Plugin
 	// SessionTimeout is the RCAR session lifetime (default 5 min).
 	SessionTimeout time.Duration
+	// MaxSessions bounds the RCAR sessions this server holds at once; /auth
+	// beyond it gets 503 TooManySessions with Retry-After. Zero means
+	// DefaultMaxSessions; negative means no bound.
+	MaxSessions int
 	// MaxBodyBytes bounds request bodies (default 2 MiB); larger → 413.
 	MaxBodyBytes int64
 	Now          func() time.Time
@@ -79,6 +83,10 @@ type Config struct {
 	HeaderLimit int
 	// HeaderLimitSetting names the setting to change in the 431 detail.
 	HeaderLimitSetting string
+	// Ready, if set, reports whether the storage backends answer; /readyz
+	// calls it (with a short deadline) and answers 503 while it fails.
+	// /healthz stays liveness only.
+	Ready func(ctx context.Context) error
 	// PolicyOptions bound every resource-policy evaluation (deadline, step
 	// budget, capped builtins) and choose whether builtins that reach
 	// outside are available; zero values are the safe defaults.
@@ -88,6 +96,11 @@ type Config struct {
 	// server applies at once; one set by another replica within the TTL).
 	PolicyCacheTTL time.Duration
 }
+
+// DefaultMaxSessions bounds live RCAR sessions per server by default: with
+// the default 5-minute timeout it admits 333 new guests a second, sustained,
+// and bounds the in-memory store to a few hundred MiB.
+const DefaultMaxSessions = 100_000
 
 // DefaultHeaderLimit is the default request-header budget (Bearer tokens
 // of 8 GPUs + 4 switches stay well below it with verbose_token = false).
@@ -116,6 +129,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err := tokenverify.ValidateTeeKeyPath(p); err != nil {
 			return nil, fmt.Errorf("kbs: attestation_token.extra_teekey_paths: %w", err)
 		}
+	}
+	switch {
+	case cfg.MaxSessions == 0:
+		cfg.MaxSessions = DefaultMaxSessions
+	case cfg.MaxSessions < 0:
+		cfg.MaxSessions = 0
 	}
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 5 * time.Minute
@@ -147,6 +166,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics: cfg.Metrics,
 		sessions: &sessions{
 			store: cfg.Sessions, now: cfg.Now, timeout: cfg.SessionTimeout, rand: cfg.Rand, log: cfg.Logger,
+			maxLive: cfg.MaxSessions,
 		},
 		policy: &resourcePolicy{store: cfg.Policies, ttl: cfg.PolicyCacheTTL, now: cfg.Now, opts: cfg.PolicyOptions},
 	}
@@ -187,8 +207,28 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
+	case "/readyz":
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			s.ready(w, r)
+			return
+		}
 	}
 	writeError(w, newError(VariantInvalidRequestPath, "Invalid Request Path", nil))
+}
+
+// ready answers /readyz: 200 when every storage backend answers within 2 s,
+// else 503 StorageUnavailable with Retry-After.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			s.log.Warn("not ready", "error", err)
+			writeError(w, newError(VariantStorageUnavailable, "Storage backend unavailable: "+logSafeLong(err.Error()), err))
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 // HeaderLimit returns the request-header budget; the HTTP server's own
@@ -334,6 +374,11 @@ func splitPath(escaped string) ([]string, error) {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, e *Error) {
+	if e.Status != http.StatusServiceUnavailable && errors.Is(e, storage.ErrUnavailable) {
+		// Whatever failed, it failed because the database is away: say so,
+		// and that a retry may succeed.
+		e = newError(VariantStorageUnavailable, "Storage backend unavailable; retry later", e)
+	}
 	lvl := slog.LevelInfo
 	if e.Status == http.StatusNotFound {
 		lvl = slog.LevelDebug

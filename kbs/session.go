@@ -1,6 +1,7 @@
 package kbs
 
 import (
+	"container/heap"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -82,15 +83,61 @@ func unmarshalSession(b []byte) (*session, error) {
 }
 
 // sessions keeps RCAR sessions in a storage namespace.
+//
+// Expiry costs what expires, not what lives: a store with native expiry
+// (storage.Expirer, e.g. Redis) deletes sessions itself; otherwise every
+// session this process creates enters a min-heap by deadline, and the
+// sweeper pops and deletes only those whose deadline passed. A full List
+// sweep runs once at startup, for sessions a previous process left.
 type sessions struct {
 	store   storage.Store
 	now     func() time.Time
 	timeout time.Duration
 	rand    io.Reader
 	log     *slog.Logger
+	// maxLive bounds the sessions this process holds at once (0: no bound).
+	maxLive int
 
 	mu       sync.Mutex
 	inFlight map[string]struct{} // sessions with an /attest being evaluated here
+	expiries expiryHeap          // sessions created here, by deadline
+	due      []string            // expired, not yet deleted
+}
+
+// expiry is one entry of the expiry index.
+type expiry struct {
+	at time.Time
+	id string
+}
+
+// expiryHeap is a min-heap of expiries by deadline (container/heap).
+type expiryHeap []expiry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// errTooManySessions refuses /auth while maxLive sessions are alive.
+var errTooManySessions = errors.New("too many live RCAR sessions")
+
+// popDueLocked moves every expired entry of the index to m.due and returns
+// how many sessions are still alive. m.mu must be held.
+func (m *sessions) popDueLocked(now time.Time) int {
+	for m.expiries.Len() > 0 && !now.Before(m.expiries[0].at) {
+		e := heap.Pop(&m.expiries).(expiry)
+		m.due = append(m.due, e.id)
+	}
+	if len(m.expiries) == 0 && cap(m.expiries) > 1024 {
+		m.expiries = nil // give back the memory of a past peak
+	}
+	return m.expiries.Len()
 }
 
 // errAttestInFlight refuses a second /attest on a session while one is
@@ -143,18 +190,42 @@ func validSessionID(id string) bool {
 }
 
 func (m *sessions) create(ctx context.Context, req protocol.Request, ch protocol.Challenge) (*session, error) {
+	now := m.now()
+	m.mu.Lock()
+	live := m.popDueLocked(now)
+	m.mu.Unlock()
+	if m.maxLive > 0 && live >= m.maxLive {
+		return nil, errTooManySessions
+	}
 	id, err := newID(m.rand)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{ID: id, Timeout: m.now().Add(m.timeout), Request: req, Challenge: ch}
-	return s, m.put(ctx, s)
+	s := &session{ID: id, Timeout: now.Add(m.timeout), Request: req, Challenge: ch}
+	if err := m.put(ctx, s); err != nil {
+		return nil, err
+	}
+	if _, native := m.store.(storage.Expirer); !native || m.maxLive > 0 {
+		m.mu.Lock()
+		heap.Push(&m.expiries, expiry{at: s.Timeout, id: id})
+		m.mu.Unlock()
+	}
+	return s, nil
 }
 
+// put writes s; with a store that expires keys itself, the key lives until
+// the session's deadline.
 func (m *sessions) put(ctx context.Context, s *session) error {
 	b, err := s.marshal()
 	if err != nil {
 		return err
+	}
+	if ex, ok := m.store.(storage.Expirer); ok {
+		ttl := s.Timeout.Sub(m.now())
+		if ttl <= 0 {
+			return errNoSession
+		}
+		return ex.SetTTL(ctx, s.ID, b, ttl)
 	}
 	return m.store.Set(ctx, s.ID, b)
 }
@@ -184,7 +255,36 @@ func (m *sessions) get(ctx context.Context, id string) (*session, error) {
 	return s, nil
 }
 
-// sweep deletes every expired session and returns how many it removed.
+// sweepDue deletes the sessions of this process whose deadline passed and
+// returns how many it removed: the cost is proportional to what expired.
+func (m *sessions) sweepDue(ctx context.Context) (int, error) {
+	m.mu.Lock()
+	m.popDueLocked(m.now())
+	due := m.due
+	m.due = nil
+	m.mu.Unlock()
+	if _, native := m.store.(storage.Expirer); native {
+		return 0, nil // the store deleted them
+	}
+	n := 0
+	for i, id := range due {
+		err := m.store.Delete(ctx, id)
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, storage.ErrNotFound):
+		default:
+			m.mu.Lock()
+			m.due = append(m.due, due[i:]...) // retried by the next sweep
+			m.mu.Unlock()
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// sweep lists every session and deletes the expired ones: a full pass, for
+// sessions no index of this process knows (left by a previous process).
 func (m *sessions) sweep(ctx context.Context) (int, error) {
 	keys, err := m.store.List(ctx)
 	if err != nil {
@@ -211,9 +311,17 @@ func (m *sessions) sweep(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// runSweeper sweeps every interval until ctx ends; on error it backs off
-// from 5 s doubling to 300 s, as Trustee does.
+// runSweeper makes one full sweep (unless the store expires keys itself),
+// then deletes what expires every interval until ctx ends; on error it
+// backs off from 5 s doubling to 300 s, as Trustee does.
 func (m *sessions) runSweeper(ctx context.Context, interval time.Duration) {
+	if _, native := m.store.(storage.Expirer); !native {
+		if n, err := m.sweep(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("initial session sweep failed", "error", err)
+		} else if n > 0 {
+			m.log.Debug("sessions of a previous run removed", "count", n)
+		}
+	}
 	wait := interval
 	for {
 		select {
@@ -221,7 +329,7 @@ func (m *sessions) runSweeper(ctx context.Context, interval time.Duration) {
 			return
 		case <-time.After(wait):
 		}
-		n, err := m.sweep(ctx)
+		n, err := m.sweepDue(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			if wait == interval {

@@ -10,6 +10,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Namespaces used by Sigil (identical to Trustee's).
@@ -28,6 +29,12 @@ var (
 	ErrExists = errors.New("storage: key already exists")
 	// ErrInvalidKey is returned when a backend cannot represent a key.
 	ErrInvalidKey = errors.New("storage: invalid key")
+	// ErrUnavailable wraps errors of a backend that cannot be reached (a
+	// database down or restarting). The operation may or may not have taken
+	// effect (a reply lost after the commit); every Sigil write is a single
+	// idempotent statement, so it may be retried. The KBS answers 503 with
+	// Retry-After.
+	ErrUnavailable = errors.New("storage: backend unavailable")
 )
 
 // Store is one namespace of a backend.
@@ -48,6 +55,16 @@ type Store interface {
 type Backend interface {
 	Namespace(ctx context.Context, name string) (Store, error)
 	Close() error
+}
+
+// Expirer is an optional capability of a Store: writes whose key the
+// backend itself deletes after ttl (Redis's native expiry). The KBS keeps
+// RCAR sessions that way when the store offers it, with no sweeper.
+type Expirer interface {
+	// SetTTL is Set with an expiry.
+	SetTTL(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// CreateTTL is Create with an expiry.
+	CreateTTL(ctx context.Context, key string, value []byte, ttl time.Duration) error
 }
 
 // VolatileOpener is an optional capability of a Backend: a namespace whose

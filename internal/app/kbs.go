@@ -206,6 +206,8 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 		Policies:         kbsPolicies,
 		Plugins:          plugins,
 		SessionTimeout:   as.SessionTimeout(),
+		MaxSessions:      cfg.Sigil.MaxSessions,
+		Ready:            k.stores.ready,
 		MaxBodyBytes:     cfg.HTTPServer.PayloadLimit(),
 		Now:              opts.Now,
 		Logger:           opts.Logger,

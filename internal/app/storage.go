@@ -9,6 +9,8 @@ import (
 	"github.com/sigil-attestation/sigil/storage/localfs"
 	"github.com/sigil-attestation/sigil/storage/localjson"
 	"github.com/sigil-attestation/sigil/storage/memory"
+	"github.com/sigil-attestation/sigil/storage/postgres"
+	"github.com/sigil-attestation/sigil/storage/redis"
 )
 
 // OpenBackend opens the key-value backend of type typ described by sb.
@@ -26,6 +28,25 @@ func OpenBackend(ctx context.Context, typ config.StorageType, sb *config.Storage
 			return nil, fmt.Errorf("storage type LocalJson needs [storage_backend.backends.local_json]")
 		}
 		return localjson.New(sb.LocalJSON.FileDirPath)
+	case config.StoragePostgres:
+		if sb.Postgres == nil {
+			return nil, fmt.Errorf("storage type Postgres needs [storage_backend.backends.postgres] or POSTGRES_URL")
+		}
+		be, err := postgres.New(ctx, sb.Postgres.ConnString(), postgres.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("storage type Postgres: %w", err)
+		}
+		return be, nil
+	case config.StorageRedis:
+		url := config.DefaultRedisURL
+		if sb.Redis != nil && sb.Redis.URL != "" {
+			url = sb.Redis.URL
+		}
+		be, err := redis.New(ctx, url, redis.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("storage type Redis: %w", err)
+		}
+		return be, nil
 	}
 	return nil, fmt.Errorf("storage type %s is not available in this build of Sigil", typ)
 }
@@ -55,6 +76,23 @@ func (b *backends) namespace(ctx context.Context, typ config.StorageType, ns str
 		return vo.VolatileNamespace(ctx, ns)
 	}
 	return be.Namespace(ctx, ns)
+}
+
+// pinger is a backend that can tell whether its server answers.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// ready pings every opened backend that has a server (PostgreSQL, Redis).
+func (b *backends) ready(ctx context.Context) error {
+	for typ, be := range b.open {
+		if p, ok := be.(pinger); ok {
+			if err := p.Ping(ctx); err != nil {
+				return fmt.Errorf("%s: %w", typ, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (b *backends) close() {
