@@ -105,6 +105,9 @@ func (r *rawJWK) toJWK() (*JWK, error) {
 		if err != nil || len(e) == 0 || len(e) > 4 {
 			return nil, errors.New("JWK: invalid RSA member e")
 		}
+		if len(n) > MaxRSABits/8 {
+			return nil, fmt.Errorf("JWK: RSA modulus of more than %d bits", MaxRSABits)
+		}
 		eb := new(big.Int).SetBytes(e)
 		if !eb.IsInt64() || eb.Int64() < 3 || eb.Int64() > 1<<31-1 {
 			return nil, errors.New("JWK: invalid RSA exponent")

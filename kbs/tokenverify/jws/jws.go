@@ -53,6 +53,11 @@ var (
 // MinRSABits is the smallest RSA modulus accepted for signature verification.
 const MinRSABits = 2048
 
+// MaxRSABits is the largest: verification time grows with the square of the
+// modulus, and a key in a token header must not cost seconds (Go's x509
+// parser has the same bound for certificates).
+const MaxRSABits = 8192
+
 // DefaultLeeway is the clock skew tolerated when checking `exp`, `nbf` and
 // `iat`.
 const DefaultLeeway = 60 * time.Second
@@ -164,7 +169,7 @@ func CheckAlgKey(alg string, key crypto.PublicKey) error {
 		if !strings.HasPrefix(alg, "RS") && !strings.HasPrefix(alg, "PS") {
 			return fmt.Errorf("%w: %s with an RSA key", ErrKeyMismatch, alg)
 		}
-		if k.N.BitLen() < MinRSABits {
+		if k.N.BitLen() < MinRSABits || k.N.BitLen() > MaxRSABits {
 			return fmt.Errorf("%w: RSA key of %d bits", ErrKeyMismatch, k.N.BitLen())
 		}
 	case ed25519.PublicKey:

@@ -1,6 +1,7 @@
 package jws
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -264,6 +265,8 @@ func TestParseJWK(t *testing.T) {
 		{"X25519", []byte(`{"kty":"OKP","crv":"X25519","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`), nil},
 		{"secp256k1", []byte(`{"kty":"EC","crv":"secp256k1","x":"AA","y":"AA"}`), nil},
 		{"RSA no e", []byte(`{"kty":"RSA","n":"AQAB"}`), nil},
+		// A huge modulus would make every verification cost seconds.
+		{"RSA modulus over 8192 bits", []byte(`{"kty":"RSA","e":"AQAB","n":"` + base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xff}, 8192/8+1)) + `"}`), nil},
 		{"not json", []byte(`{`), nil},
 	}
 	for _, c := range cases {
