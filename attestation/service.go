@@ -241,6 +241,19 @@ func validPolicyID(id string) error {
 	return nil
 }
 
+// InvalidatePolicy makes the next evaluation re-read policy id from storage
+// (every policy when id is ""), recompiling it only if its text changed:
+// another replica set it. Without a call, such a change is seen within
+// PolicyCacheTTL.
+func (s *Service) InvalidatePolicy(id string) {
+	s.compiled.Range(func(k, v any) bool {
+		if c, ok := v.(*compiledPolicy); ok && (id == "" || k == id) {
+			s.compiled.Store(k, &compiledPolicy{text: c.text, policy: c.policy})
+		}
+		return true
+	})
+}
+
 // policyFor returns the compiled policy id, recompiling when the stored text
 // changed (another replica may have written it).
 func (s *Service) policyFor(ctx context.Context, id string) (*policy.Appraisal, error) {

@@ -81,6 +81,14 @@ func (p *resourcePolicy) get(ctx context.Context) (*policy.Resource, error) {
 	return c, nil
 }
 
+// invalidate makes the next request re-read the stored policy (recompiling
+// only if its text changed).
+func (p *resourcePolicy) invalidate() {
+	if c := p.compiled.Load(); c != nil {
+		p.compiled.Store(&compiledResource{text: c.text, policy: c.policy})
+	}
+}
+
 func (p *resourcePolicy) list(ctx context.Context) ([]string, error) {
 	keys, err := p.store.List(ctx)
 	if err != nil {

@@ -255,6 +255,11 @@ func (s *Server) limitHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// InvalidateResourcePolicy makes the next request re-read the resource
+// policy from storage: another replica set it. Without a call, such a
+// change is seen within Config.PolicyCacheTTL.
+func (s *Server) InvalidateResourcePolicy() { s.policy.invalidate() }
+
 // Handler returns the HTTP handler of the KBS.
 func (s *Server) Handler() http.Handler { return s.handler }
 

@@ -261,6 +261,19 @@ func (s *Service) invalidate(name string) {
 	}
 }
 
+// Invalidate drops the cached query result of name (every result when
+// name is ""): another replica changed it. Without a call, a change by
+// another replica is seen within CacheTTL.
+func (s *Service) Invalidate(name string) {
+	if name == "" {
+		s.mu.Lock()
+		clear(s.cache)
+		s.mu.Unlock()
+		return
+	}
+	s.invalidate(name)
+}
+
 // load reads id from storage: its value (nil when absent) and expiration.
 func (s *Service) load(ctx context.Context, id string) (json.RawMessage, time.Time, error) {
 	raw, err := s.store.Get(ctx, id)

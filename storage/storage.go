@@ -67,6 +67,16 @@ type Expirer interface {
 	CreateTTL(ctx context.Context, key string, value []byte, ttl time.Duration) error
 }
 
+// Watcher is an optional capability of a Backend: change notifications for
+// keys written by any process sharing the backend (PostgreSQL
+// LISTEN/NOTIFY). fn gets the namespace and key of each change, or an empty
+// key when changes may have been missed (a lost connection). Watch returns
+// when ctx ends. Caches of other replicas use it to drop stale entries at
+// once; their short TTL remains the bound when notifications are lost.
+type Watcher interface {
+	Watch(ctx context.Context, fn func(namespace, key string)) error
+}
+
 // VolatileOpener is an optional capability of a Backend: a namespace whose
 // writes stay atomic but need not survive a crash (no fsync). The KBS keeps
 // RCAR sessions, which live minutes, in such a namespace when the backend

@@ -51,6 +51,7 @@ type KBS struct {
 	cfg    *config.KBS
 	log    *slog.Logger
 	stores *backends
+	rv     *rvps.Service
 }
 
 // NewKBS builds the KBS described by cfg.
@@ -127,6 +128,7 @@ func NewKBS(ctx context.Context, cfg *config.KBS, opts Options) (*KBS, error) {
 	// Appraisals query reference values several times each; a short cache
 	// keeps them off the storage path (local writes invalidate at once).
 	rv := rvps.New(rvStore, rvps.Options{Now: opts.Now, CacheTTL: sharedStateTTL})
+	k.rv = rv
 
 	nv, err := nvidiaSettings(cfg.Sigil, opts.Logger)
 	if err != nil {
@@ -378,7 +380,8 @@ func (k *KBS) Serve(ctx context.Context, ready func(addrs []net.Addr)) error {
 	}
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	defer stopSweep()
-	go k.Server.RunSessionSweeper(sweepCtx, 60*time.Second)
+	go k.Server.RunSessionSweeper(sweepCtx, 10*time.Second)
+	k.stores.watch(sweepCtx, k.invalidate)
 
 	errc := make(chan error, len(listeners))
 	var wg sync.WaitGroup
@@ -404,6 +407,19 @@ func (k *KBS) Serve(ctx context.Context, ready func(addrs []net.Addr)) error {
 	_ = srv.Shutdown(shutCtx)
 	wg.Wait()
 	return err
+}
+
+// invalidate drops what this process cached of a key another replica
+// changed (key "" means anything in the namespace may have changed).
+func (k *KBS) invalidate(namespace, key string) {
+	switch namespace {
+	case storage.NamespaceKBS:
+		k.Server.InvalidateResourcePolicy()
+	case storage.NamespaceASPolicy:
+		k.AS.InvalidatePolicy(strings.TrimSuffix(key, ".rego"))
+	case storage.NamespaceReferenceValue:
+		k.rv.Invalidate(key)
+	}
 }
 
 // policyOptions bounds policy evaluation as [sigil] says.

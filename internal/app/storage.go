@@ -32,7 +32,11 @@ func OpenBackend(ctx context.Context, typ config.StorageType, sb *config.Storage
 		if sb.Postgres == nil {
 			return nil, fmt.Errorf("storage type Postgres needs [storage_backend.backends.postgres] or POSTGRES_URL")
 		}
-		be, err := postgres.New(ctx, sb.Postgres.ConnString(), postgres.Options{})
+		// Writes of policies and reference values are announced, so that
+		// other replicas drop their cached copies at once.
+		be, err := postgres.New(ctx, sb.Postgres.ConnString(), postgres.Options{NotifyNamespaces: []string{
+			storage.NamespaceKBS, storage.NamespaceASPolicy, storage.NamespaceReferenceValue,
+		}})
 		if err != nil {
 			return nil, fmt.Errorf("storage type Postgres: %w", err)
 		}
@@ -76,6 +80,16 @@ func (b *backends) namespace(ctx context.Context, typ config.StorageType, ns str
 		return vo.VolatileNamespace(ctx, ns)
 	}
 	return be.Namespace(ctx, ns)
+}
+
+// watch runs fn for the change notifications of every opened backend that
+// has them (storage.Watcher), until ctx ends.
+func (b *backends) watch(ctx context.Context, fn func(namespace, key string)) {
+	for _, be := range b.open {
+		if w, ok := be.(storage.Watcher); ok {
+			go func() { _ = w.Watch(ctx, fn) }()
+		}
+	}
 }
 
 // pinger is a backend that can tell whether its server answers.

@@ -478,6 +478,25 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
+	// A policy set through one replica applies on the others: at once with
+	// PostgreSQL's notifications, within the 2 s cache bound without them.
+	start := time.Now()
+	if err := adm.SetResourcePolicy(ctx, []byte(policy.ResourceDenyAll)); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		for {
+			o, why := g.flow(urls[i], urls[i], urls[i], false)
+			if o == failed && strings.Contains(why, "PolicyDeny") {
+				break
+			}
+			if time.Since(start) > 2500*time.Millisecond {
+				t.Fatalf("replica %d still releases 2.5 s after the policy changed: %v %s", i, o, why)
+			}
+		}
+	}
+	t.Logf("deny-all set on replica 0 was enforced by replicas 1 and 2 after %v", time.Since(start).Round(time.Millisecond))
+
 	// No forged or foreign session is accepted.
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])

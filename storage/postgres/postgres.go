@@ -89,6 +89,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -142,7 +143,15 @@ type Options struct {
 	// operation connects. By default New pings the server (with retries,
 	// within OpTimeout) and fails if it cannot.
 	LazyConnect bool
+	// NotifyNamespaces are the namespaces whose writes are announced on the
+	// NotifyChannel (pg_notify in the same statement as the write, so a
+	// notification is sent exactly when the write commits) for Watch.
+	NotifyNamespaces []string
 }
+
+// NotifyChannel is the LISTEN/NOTIFY channel of change notifications; the
+// payload is "<namespace>:<key>".
+const NotifyChannel = "sigil_changes"
 
 func (o Options) withDefaults() Options {
 	if o.OpTimeout <= 0 {
@@ -165,6 +174,7 @@ func (o Options) withDefaults() Options {
 type Backend struct {
 	pool *pgxpool.Pool
 	opts Options
+	cfg  *pgxpool.Config
 }
 
 var (
@@ -198,7 +208,7 @@ func New(ctx context.Context, connString string, opts Options) (*Backend, error)
 	case cfg.ConnConfig.ConnectTimeout == 0:
 		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
-	b := &Backend{opts: opts.withDefaults()}
+	b := &Backend{opts: opts.withDefaults(), cfg: cfg}
 	b.pool, err = pgxpool.NewWithConfig(context.WithoutCancel(ctx), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -336,6 +346,20 @@ func (b *Backend) namespace(ctx context.Context, name string, unlogged bool) (st
 	})
 	if err != nil {
 		return nil, err
+	}
+	if slices.Contains(b.opts.NotifyNamespaces, name) {
+		// The write and its notification are one statement: the
+		// notification goes out when, and only if, the write commits.
+		notify := " RETURNING key) SELECT pg_notify('" + NotifyChannel + "', '" + name + ":' || key) FROM w"
+		return &store{
+			b:      b,
+			name:   name,
+			get:    "SELECT value FROM " + t + " WHERE key = $1",
+			set:    "WITH w AS (INSERT INTO " + t + " (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value" + notify,
+			create: "WITH w AS (INSERT INTO " + t + " (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING" + notify,
+			delete: "WITH w AS (DELETE FROM " + t + " WHERE key = $1" + notify,
+			list:   "SELECT key FROM " + t,
+		}, nil
 	}
 	return &store{
 		b:      b,
@@ -575,4 +599,54 @@ func (s *store) List(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	return keys, nil
+}
+
+// Watch listens for the change notifications of the NotifyNamespaces
+// (written through any Backend on the same database) and calls fn with the
+// namespace and key of each, until ctx ends. It holds one connection of its
+// own; when that connection is lost it calls fn(ns, "") for every notify
+// namespace (changes may have been missed) and reconnects with backoff.
+func (b *Backend) Watch(ctx context.Context, fn func(namespace, key string)) error {
+	backoff := b.opts.RetryBackoff
+	missed := func() {
+		for _, ns := range b.opts.NotifyNamespaces {
+			fn(ns, "")
+		}
+	}
+	for {
+		err := b.listen(ctx, fn, func() { backoff = b.opts.RetryBackoff })
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		missed()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+		_ = err // reconnect; the store operations report outages themselves
+	}
+}
+
+// listen runs one LISTEN session; connected is called once it listens.
+func (b *Backend) listen(ctx context.Context, fn func(namespace, key string), connected func()) error {
+	conn, err := pgx.ConnectConfig(ctx, b.cfg.ConnConfig)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+		return err
+	}
+	connected()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		if ns, key, ok := strings.Cut(n.Payload, ":"); ok {
+			fn(ns, key)
+		}
+	}
 }

@@ -913,3 +913,86 @@ func TestConnString(t *testing.T) {
 		}
 	}
 }
+
+// TestWatch: writes to a notify namespace through one Backend reach the
+// Watch of another on the same database (LISTEN/NOTIFY), each exactly when
+// the write happened; other namespaces stay silent.
+func TestWatch(t *testing.T) {
+	_, cs := testSchema(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	writer, err := New(ctx, cs, Options{NotifyNamespaces: []string{storage.NamespaceKBS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	watcher, err := New(ctx, cs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	got := make(chan string, 16)
+	key := "policy-" + randomHex(4) // the channel is database-wide
+	go func() {
+		_ = watcher.Watch(ctx, func(ns, k string) {
+			if k == key || k == "" {
+				got <- ns + ":" + k
+			}
+		})
+	}()
+	kbs := openNS(t, writer, storage.NamespaceKBS)
+	repo := openNS(t, writer, storage.NamespaceRepository)
+	want := func(what string) {
+		t.Helper()
+		select {
+		case g := <-got:
+			if g != storage.NamespaceKBS+":"+key {
+				t.Fatalf("%s: notification %q", what, g)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no notification", what)
+		}
+	}
+	// Let the watcher start listening: retry the first write until it is seen.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := kbs.Set(ctx, key, []byte("v1")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case g := <-got:
+			if g != storage.NamespaceKBS+":"+key {
+				t.Fatalf("first notification %q", g)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if time.Now().Before(deadline) {
+				continue
+			}
+			t.Fatal("watcher never saw a write")
+		}
+		break
+	}
+	if err := kbs.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	want("delete")
+	if err := kbs.Create(ctx, key, []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	want("create")
+	// A Create that inserts nothing, a write elsewhere: no notification.
+	if err := kbs.Create(ctx, key, []byte("v3")); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	if err := repo.Set(ctx, key, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case g := <-got:
+		t.Fatalf("unexpected notification %q", g)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if v, err := kbs.Get(ctx, key); err != nil || string(v) != "v2" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+}
