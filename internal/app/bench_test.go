@@ -51,3 +51,33 @@ func benchFlow(b *testing.B, o kbsOpts) {
 		}
 	})
 }
+
+// BenchmarkAttestedSessionHeap reports the heap held per live attested RCAR
+// session (sessions in memory, sample TEE, verbose_token = false) as
+// B/session: 2,000 guests attest and keep their sessions.
+func BenchmarkAttestedSessionHeap(b *testing.B) {
+	ctx := context.Background()
+	k := startKBS(b, kbsOpts{topTOML: `session_storage_type = "Memory"`})
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	attest := func() {
+		g, err := client.NewRCAR(k.URL, sample.New(false), client.Options{HTTPClient: hc})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := g.Attest(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range 50 { // warm caches and pools
+		attest()
+	}
+	const n = 2000
+	before := heapInuse()
+	for range n {
+		attest()
+	}
+	per := float64(int64(heapInuse())-int64(before)) / n
+	for range b.N {
+	}
+	b.ReportMetric(per, "B/session")
+}

@@ -42,7 +42,7 @@ func main() {
 }
 
 func run() error {
-	base := flag.String("url", "http://127.0.0.1:8080", "KBS URL (loopback only)")
+	baseList := flag.String("url", "http://127.0.0.1:8080", "KBS URL (loopback only); a comma-separated list spreads flows over replicas")
 	certFile := flag.String("cert-file", "", "CA certificate for an https KBS")
 	conc := flag.Int("concurrency", 8, "concurrent clients")
 	dur := flag.Duration("duration", 10*time.Second, "run time (upper bound)")
@@ -51,7 +51,7 @@ func run() error {
 	path := flag.String("path", "default/test/secret", "resource to fetch")
 	setup := flag.Bool("setup", false, "store the resource and an allow-all resource policy first")
 	adminTokenFile := flag.String("admin-token-file", "", "admin token for --setup")
-	pid := flag.Int("server-pid", 0, "server process id, to report its CPU time per flow")
+	pidList := flag.String("server-pid", "", "server process ids (comma-separated), to report their CPU time per flow")
 	floor := flag.Bool("floor", false, "measure the per-flow cryptographic and policy floor in this run")
 	flag.Parse()
 	var floorSum time.Duration
@@ -62,13 +62,28 @@ func run() error {
 		}
 	}
 
-	u, err := url.Parse(*base)
-	if err != nil {
-		return err
+	bases := strings.Split(*baseList, ",")
+	for _, b := range bases {
+		u, err := url.Parse(b)
+		if err != nil {
+			return err
+		}
+		if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
+			return errors.New("refusing a non-loopback target")
+		}
 	}
-	if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" {
-		return errors.New("refusing a non-loopback target")
+	base := &bases[0]
+	var pids []int
+	for _, p := range strings.Split(*pidList, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				return fmt.Errorf("--server-pid: %w", err)
+			}
+			pids = append(pids, n)
+		}
 	}
+	var err error
 	tr := &http.Transport{MaxIdleConns: *conc * 2, MaxIdleConnsPerHost: *conc * 2, IdleConnTimeout: 30 * time.Second}
 	var certPEM []byte
 	if *certFile != "" {
@@ -103,9 +118,12 @@ func run() error {
 		}
 	}
 
+	var next atomic.Uint64
 	flow := func(ctx context.Context) error {
-		// A fresh cookie jar and TEE key per flow: every flow is a new guest.
-		c, err := client.NewRCAR(*base, sample.New(false), client.Options{HTTPClient: &http.Client{Transport: tr, Timeout: 30 * time.Second}})
+		// A fresh cookie jar and TEE key per flow: every flow is a new guest,
+		// on the next replica in turn.
+		target := bases[next.Add(1)%uint64(len(bases))]
+		c, err := client.NewRCAR(target, sample.New(false), client.Options{HTTPClient: &http.Client{Transport: tr, Timeout: 30 * time.Second}})
 		if err != nil {
 			return err
 		}
@@ -121,13 +139,20 @@ func run() error {
 	drive(warmCtx, *conc, 1<<30, flow)
 	cancel()
 
-	cpu0 := procCPU(*pid)
+	cpuOf := func() time.Duration {
+		var sum time.Duration
+		for _, p := range pids {
+			sum += procCPU(p)
+		}
+		return sum
+	}
+	cpu0 := cpuOf()
 	runCtx, cancel := context.WithTimeout(ctx, *dur)
 	defer cancel()
 	start := time.Now()
 	lat, failures, firstErr := drive(runCtx, *conc, *maxFlows, flow)
 	elapsed := time.Since(start)
-	cpu1 := procCPU(*pid)
+	cpu1 := cpuOf()
 
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration {
@@ -140,7 +165,7 @@ func run() error {
 		*conc, len(lat), failures, elapsed.Round(time.Millisecond), float64(len(lat))/elapsed.Seconds(),
 		pct(.50).Round(time.Microsecond), pct(.90).Round(time.Microsecond), pct(.99).Round(time.Microsecond),
 		pct(1).Round(time.Microsecond))
-	if *pid > 0 && cpu1 > cpu0 && len(lat) > 0 {
+	if len(pids) > 0 && cpu1 > cpu0 && len(lat) > 0 {
 		per := (cpu1 - cpu0) / time.Duration(len(lat))
 		fmt.Printf("server_cpu=%s server_cpu_per_flow=%s\n", (cpu1 - cpu0).Round(time.Millisecond), per.Round(time.Microsecond))
 		if floorSum > 0 {
