@@ -3,6 +3,7 @@ package kbs
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -201,5 +202,36 @@ func TestStorageDownIsRetryable(t *testing.T) {
 			!strings.Contains(rec.Body.String(), VariantStorageUnavailable) {
 			t.Errorf("%s: %d %v %s", req.URL.Path, rec.Code, rec.Header(), rec.Body)
 		}
+	}
+}
+
+// TestReadyz: /readyz answers 503 with Retry-After while storage is away,
+// without naming hosts to the client; /healthz stays 200.
+func TestReadyz(t *testing.T) {
+	ctx := context.Background()
+	be := memory.New()
+	sess, _ := be.Namespace(ctx, storage.NamespaceSession)
+	pol, _ := be.Namespace(ctx, storage.NamespaceKBS)
+	var down error
+	s, err := New(ctx, Config{AS: noAS{}, RVPS: noRVPS{}, Admin: denyAdmin{}, Tokens: noTokens{}, Sessions: sess, Policies: pol,
+		Ready: func(context.Context) error { return down }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec
+	}
+	if rec := get("/readyz"); rec.Code != 200 {
+		t.Fatalf("ready: %d", rec.Code)
+	}
+	down = fmt.Errorf("Postgres: dial db.internal:5432: %w", storage.ErrUnavailable)
+	rec := get("/readyz")
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || strings.Contains(rec.Body.String(), "db.internal") {
+		t.Fatalf("not ready: %d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+	if rec := get("/healthz"); rec.Code != 200 {
+		t.Fatalf("healthz while storage is down: %d", rec.Code)
 	}
 }

@@ -223,8 +223,9 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
-			s.log.Warn("not ready", "error", err)
-			writeError(w, newError(VariantStorageUnavailable, "Storage backend unavailable: "+logSafeLong(err.Error()), err))
+			// The cause names hosts: it goes to the log, not to the client.
+			s.log.Warn("not ready", "error", logSafeLong(err.Error()))
+			writeError(w, newError(VariantStorageUnavailable, "Storage backend unavailable", err))
 			return
 		}
 	}
