@@ -279,7 +279,12 @@ func (v *SNPVerifier) Verify(ctx context.Context, evidence []byte, exp verifier.
 	if err := checkVCEKBinding(rep, ev.VCEK); err != nil {
 		return nil, err
 	}
-	if err := v.snp.VerifySNPReport(ctx, vt.hcl.HardwareReport, ev.VCEK); err != nil {
+	var crlStatus, crlReason string
+	if cr, ok := v.snp.(crlReporter); ok {
+		if crlStatus, crlReason, err = cr.verifySNPReportCRL(ctx, vt.hcl.HardwareReport, ev.VCEK); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSNPReport, err)
+		}
+	} else if err := v.snp.VerifySNPReport(ctx, vt.hcl.HardwareReport, ev.VCEK); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSNPReport, err)
 	}
 	if rep.vmpl != 0 {
@@ -289,6 +294,12 @@ func (v *SNPVerifier) Verify(ctx context.Context, evidence []byte, exp verifier.
 		return nil, err
 	}
 	claims := rep.claims()
+	if crlStatus != "" {
+		claims["crl_status"] = crlStatus
+		if crlReason != "" {
+			claims["crl_status_reason"] = crlReason
+		}
+	}
 	addTPMClaims(claims, vt.attest, ev.Quote.PCRs)
 	v.log.DebugContext(ctx, "az-snp-vtpm evidence verified", "version", ev.Version, "snp_report_version", rep.version)
 	return []verifier.Result{{Class: Class, Claims: claims}}, nil

@@ -735,3 +735,39 @@ func TestTDXVersion0Shape(t *testing.T) {
 		t.Errorf("report_data = %v", res[0].Claims["report_data"])
 	}
 }
+
+type failingCRL struct{}
+
+func (failingCRL) CRL(context.Context, string) ([]byte, error) { return nil, errors.New("KDS unreachable") }
+
+// TestSNPCRLStatusClaim: az-snp-vtpm claims say how the ASK revocation was
+// checked, as snp claims do.
+func TestSNPCRLStatusClaim(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		crl    snp.CRLGetter
+		status string
+	}{
+		{"no CRL source", nil, snp.CRLSkipped},
+		{"CRL source failing", failingCRL{}, snp.CRLUnavailable},
+	} {
+		inner, err := snp.New(snp.Options{Now: fixedClock(testNow), CRL: tc.crl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := NewSNP(SNPOptions{SNP: SNPFromVerifier(inner)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := v.Verify(context.Background(), readFile(t, "az-snp-vtpm/evidence-v1.json"), verifier.Expected{ReportData: []byte("challenge")})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := res[0].Claims["crl_status"]; got != tc.status {
+			t.Errorf("%s: crl_status = %v, want %s", tc.name, got, tc.status)
+		}
+		if _, ok := res[0].Claims["crl_status_reason"]; ok != (tc.status == snp.CRLUnavailable) {
+			t.Errorf("%s: crl_status_reason present = %v", tc.name, ok)
+		}
+	}
+}

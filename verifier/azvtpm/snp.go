@@ -24,11 +24,26 @@ type SNPReportVerifier interface {
 
 // SNPFromVerifier adapts the "snp" verifier's VerifyReport (which accepts
 // report version 2, as Trustee's Azure verifier does) to SNPReportVerifier.
-func SNPFromVerifier(v *snp.Verifier) SNPReportVerifier {
-	return SNPReportVerifierFunc(func(ctx context.Context, report, vcekDER []byte) error {
-		_, err := v.VerifyReport(ctx, report, snp.CertChain{VCEK: vcekDER})
-		return err
-	})
+// The adapter also reports the ASK/ASVK revocation check (crlReporter), so
+// az-snp-vtpm claims carry crl_status as snp claims do.
+func SNPFromVerifier(v *snp.Verifier) SNPReportVerifier { return snpAdapter{v} }
+
+type snpAdapter struct{ v *snp.Verifier }
+
+func (a snpAdapter) VerifySNPReport(ctx context.Context, report, vcekDER []byte) error {
+	_, err := a.v.VerifyReport(ctx, report, snp.CertChain{VCEK: vcekDER})
+	return err
+}
+
+func (a snpAdapter) verifySNPReportCRL(ctx context.Context, report, vcekDER []byte) (status, reason string, err error) {
+	_, status, reason, err = a.v.VerifyReportCRL(ctx, report, snp.CertChain{VCEK: vcekDER})
+	return status, reason, err
+}
+
+// crlReporter is an SNPReportVerifier that also says how revocation was
+// checked (the crl_status and crl_status_reason claims).
+type crlReporter interface {
+	verifySNPReportCRL(ctx context.Context, report, vcekDER []byte) (status, reason string, err error)
 }
 
 // SNPReportVerifierFunc adapts a function to SNPReportVerifier.

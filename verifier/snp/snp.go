@@ -309,6 +309,21 @@ func (v *Verifier) VerifyReport(ctx context.Context, raw []byte, certs CertChain
 	return r, nil
 }
 
+// VerifyReportCRL is VerifyReport that also returns the outcome of the
+// revocation check: the crl_status claim value (CRLChecked, CRLUnavailable
+// or CRLSkipped) and, when not cleanly checked, the reason.
+func (v *Verifier) VerifyReportCRL(ctx context.Context, raw []byte, certs CertChain) (r *Report, crlStatus, crlReason string, err error) {
+	r, err = ParseReport(raw)
+	if err != nil {
+		return nil, "", "", err
+	}
+	res, err := v.verifyParsed(ctx, r, certs)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return r, res.status, res.reason, nil
+}
+
 func (v *Verifier) verifyParsed(ctx context.Context, r *Report, certs CertChain) (crlResult, error) {
 	var none crlResult
 	if r.SignatureAlgo != SignatureAlgoECDSAP384SHA384 {
