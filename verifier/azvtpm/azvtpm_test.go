@@ -738,7 +738,9 @@ func TestTDXVersion0Shape(t *testing.T) {
 
 type failingCRL struct{}
 
-func (failingCRL) CRL(context.Context, string) ([]byte, error) { return nil, errors.New("KDS unreachable") }
+func (failingCRL) CRL(context.Context, string) ([]byte, error) {
+	return nil, errors.New("KDS unreachable")
+}
 
 // TestSNPCRLStatusClaim: az-snp-vtpm claims say how the ASK revocation was
 // checked, as snp claims do.
