@@ -235,3 +235,56 @@ func TestReadyz(t *testing.T) {
 		t.Fatalf("healthz while storage is down: %d", rec.Code)
 	}
 }
+
+type getCounter struct {
+	storage.Store
+	gets int
+}
+
+func (g *getCounter) Get(ctx context.Context, key string) ([]byte, error) {
+	g.gets++
+	return g.Store.Get(ctx, key)
+}
+
+// TestSameReplicaSessionNoRead: /auth then /attest on the same server
+// read no session from storage (round trips: one write each); a session
+// attested elsewhere is still read from storage.
+func TestSameReplicaSessionNoRead(t *testing.T) {
+	ctx := context.Background()
+	be := memory.New()
+	inner, _ := be.Namespace(ctx, storage.NamespaceSession)
+	sess := &getCounter{Store: inner}
+	pol, _ := be.Namespace(ctx, storage.NamespaceKBS)
+	as := &blockingAS{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	close(as.release)
+	s, err := New(ctx, Config{AS: as, RVPS: noRVPS{}, Admin: denyAdmin{}, Tokens: noTokens{}, Sessions: sess, Policies: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/kbs/v0/auth", strings.NewReader(`{"version":"0.4.0","tee":"sample","extra-params":""}`)))
+	var ch protocol.Challenge
+	if err := json.Unmarshal(rec.Body.Bytes(), &ch); err != nil {
+		t.Fatal(err)
+	}
+	cookie := rec.Result().Cookies()[0]
+	body := `{"runtime-data":{"nonce":"` + ch.Nonce + `","tee-pubkey":{"kty":"EC","crv":"P-256","alg":"ECDH-ES+A256KW","x":"AA","y":"AA"}},"tee-evidence":{"primary_evidence":{},"additional_evidence":""}}`
+	r := httptest.NewRequest("POST", "/kbs/v0/attest", strings.NewReader(body))
+	r.AddCookie(cookie)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	<-as.entered
+	if rec.Code != 200 || sess.gets != 0 {
+		t.Fatalf("attest: %d, %d session reads", rec.Code, sess.gets)
+	}
+	// Another server on the same store (a second replica) reads it.
+	s2, err := New(ctx, Config{AS: as, RVPS: noRVPS{}, Admin: denyAdmin{}, Tokens: noTokens{}, Sessions: sess, Policies: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s2.sessions.get(ctx, cookie.Value, false)
+	if err != nil || !got.attested() || sess.gets != 1 {
+		t.Fatalf("second replica: %+v %v, %d reads", got, err, sess.gets)
+	}
+}

@@ -108,7 +108,7 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) *Error {
 		return errAttest(err)
 	}
 	defer done()
-	sess, err := s.sessions.get(ctx, cookie.Value)
+	sess, err := s.sessions.get(ctx, cookie.Value, true)
 	if err != nil {
 		s.metrics.attestErrors.Inc()
 		return errAttest(err)
@@ -177,6 +177,7 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) *Error {
 		//lint:ignore ST1005 Trustee's detail text.
 		return errAttest(fmt.Errorf("Session storage error: %w", err))
 	}
+	s.sessions.remember(attested)
 	s.setCookie(w, attested)
 	writeJSON(w, protocol.AttestResponse{Token: res.Token})
 	return nil

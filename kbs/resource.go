@@ -197,7 +197,7 @@ func (s *Server) verifiedClaims(r *http.Request) (map[string]any, *Error) {
 	ctx := r.Context()
 	token, source := "", ""
 	if c, err := r.Cookie(SessionCookie); err == nil {
-		if sess, err := s.sessions.get(ctx, c.Value); err == nil && sess.attested() {
+		if sess, err := s.sessions.get(ctx, c.Value, false); err == nil && sess.attested() {
 			token, source = sess.Token, "session"
 		}
 	}

@@ -102,6 +102,31 @@ type sessions struct {
 	inFlight map[string]struct{} // sessions with an /attest being evaluated here
 	expiries expiryHeap          // sessions created here, by deadline
 	due      []string            // expired, not yet deleted
+	// local holds copies of sessions this process wrote or read attested,
+	// so that a guest that stays on this replica costs no storage read:
+	// an authed copy serves only /attest (another replica may have
+	// attested the session since), an attested copy serves everything
+	// (an attested session never changes). At most maxLocalSessions.
+	local map[string]*session
+}
+
+// maxLocalSessions bounds the in-process session copies (about 3 KiB each).
+const maxLocalSessions = 10_000
+
+// remember keeps a copy of s (m.mu held).
+func (m *sessions) rememberLocked(s *session) {
+	if m.local == nil {
+		m.local = make(map[string]*session)
+	}
+	if _, ok := m.local[s.ID]; ok || len(m.local) < maxLocalSessions {
+		m.local[s.ID] = s
+	}
+}
+
+func (m *sessions) remember(s *session) {
+	m.mu.Lock()
+	m.rememberLocked(s)
+	m.mu.Unlock()
 }
 
 // expiry is one entry of the expiry index.
@@ -133,6 +158,7 @@ func (m *sessions) popDueLocked(now time.Time) int {
 	for m.expiries.Len() > 0 && !now.Before(m.expiries[0].at) {
 		e := heap.Pop(&m.expiries).(expiry)
 		m.due = append(m.due, e.id)
+		delete(m.local, e.id)
 	}
 	if len(m.expiries) == 0 && cap(m.expiries) > 1024 {
 		m.expiries = nil // give back the memory of a past peak
@@ -205,11 +231,12 @@ func (m *sessions) create(ctx context.Context, req protocol.Request, ch protocol
 	if err := m.put(ctx, s); err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
 	if _, native := m.store.(storage.Expirer); !native || m.maxLive > 0 {
-		m.mu.Lock()
 		heap.Push(&m.expiries, expiry{at: s.Timeout, id: id})
-		m.mu.Unlock()
 	}
+	m.rememberLocked(s)
+	m.mu.Unlock()
 	return s, nil
 }
 
@@ -231,9 +258,22 @@ func (m *sessions) put(ctx context.Context, s *session) error {
 }
 
 // get loads a session; an expired one is deleted and reported as missing.
-func (m *sessions) get(ctx context.Context, id string) (*session, error) {
+// forAttest accepts this process's copy of a session still being authed
+// (only /attest may use it: another replica may have attested it since).
+func (m *sessions) get(ctx context.Context, id string, forAttest bool) (*session, error) {
 	if !validSessionID(id) {
 		return nil, errNoSession
+	}
+	now := m.now()
+	m.mu.Lock()
+	c, ok := m.local[id]
+	if ok && !now.Before(c.Timeout) {
+		delete(m.local, id)
+		ok = false
+	}
+	m.mu.Unlock()
+	if ok && (c.attested() || forAttest) {
+		return c, nil
 	}
 	b, err := m.store.Get(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -246,11 +286,14 @@ func (m *sessions) get(ctx context.Context, id string) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session %s is corrupt: %w", id, err)
 	}
-	if !m.now().Before(s.Timeout) {
+	if !now.Before(s.Timeout) {
 		if err := m.store.Delete(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			m.log.Warn("deleting expired session", "error", err)
 		}
 		return nil, errNoSession
+	}
+	if s.attested() {
+		m.remember(s)
 	}
 	return s, nil
 }
