@@ -172,20 +172,23 @@ func (m *sessions) popDueLocked(now time.Time) int {
 var errAttestInFlight = errors.New("another /attest for this session is in progress")
 
 // begin marks id as being attested; done releases it.
-func (s *sessions) begin(id string) (done func(), err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, busy := s.inFlight[id]; busy {
+func (m *sessions) begin(id string) (done func(), err error) {
+	if !validSessionID(id) {
+		return func() {}, nil // get refuses it
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, busy := m.inFlight[id]; busy {
 		return nil, errAttestInFlight
 	}
-	if s.inFlight == nil {
-		s.inFlight = make(map[string]struct{})
+	if m.inFlight == nil {
+		m.inFlight = make(map[string]struct{})
 	}
-	s.inFlight[id] = struct{}{}
+	m.inFlight[id] = struct{}{}
 	return func() {
-		s.mu.Lock()
-		delete(s.inFlight, id)
-		s.mu.Unlock()
+		m.mu.Lock()
+		delete(m.inFlight, id)
+		m.mu.Unlock()
 	}, nil
 }
 
