@@ -106,7 +106,8 @@ type sessions struct {
 	// so that a guest that stays on this replica costs no storage read:
 	// an authed copy serves only /attest (another replica may have
 	// attested the session since), an attested copy serves everything
-	// (an attested session never changes). At most maxLocalSessions.
+	// (an attested session never changes). At most maxLocalSessions,
+	// evicted at random.
 	local map[string]*session
 }
 
@@ -118,9 +119,16 @@ func (m *sessions) rememberLocked(s *session) {
 	if m.local == nil {
 		m.local = make(map[string]*session)
 	}
-	if _, ok := m.local[s.ID]; ok || len(m.local) < maxLocalSessions {
-		m.local[s.ID] = s
+	if _, ok := m.local[s.ID]; !ok && len(m.local) >= maxLocalSessions {
+		// Full: drop one copy at random (map iteration order). A copy
+		// matters for the moments between /auth, /attest and the resource
+		// request; a dropped one only costs a storage read.
+		for id := range m.local {
+			delete(m.local, id)
+			break
+		}
 	}
+	m.local[s.ID] = s
 }
 
 func (m *sessions) remember(s *session) {

@@ -12,11 +12,11 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-15s}"
 CONC="${CONC:-64}"
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(cat "$work"/*.pid 2>/dev/null) $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 go build -o "$work/sigil" ./cmd/sigil
 go build -o "$work/loadgen" ./internal/tools/loadgen
 
-psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS sigil_bench" -c "CREATE DATABASE sigil_bench"
+psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS sigil_bench WITH (FORCE)" -c "CREATE DATABASE sigil_bench"
 redis-cli -h 127.0.0.1 -n 13 FLUSHDB >/dev/null
 
 # Shared keys and a zero-config configuration to derive the others from.
@@ -66,6 +66,7 @@ start() { # mode port → pid
   cfg=$(config "$1" "$2")
   POSTGRES_URL= REDIS_URL= SIGIL_LOG=error "$work/sigil" kbs -c "$cfg" >"$work/$1-$2.log" 2>&1 &
   local pid=$!
+  echo $pid >"$work/$1-$2.pid"
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$2/healthz" >/dev/null && break; sleep 0.1; done
   echo $pid
 }
