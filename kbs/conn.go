@@ -72,9 +72,6 @@ type connGuard struct {
 	limits   ConnLimits
 	conns    atomic.Int64
 	borrowed atomic.Int64
-	// refused and closedForBudget are counters for metrics and tests.
-	refused         atomic.Int64
-	closedForBudget atomic.Int64
 }
 
 // guardedConn counts header bytes read while the connection is between
@@ -105,7 +102,6 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 		if c.g.borrowed.Add(need) > c.g.limits.HeaderBudget {
 			c.g.borrowed.Add(-need)
 			c.mu.Unlock()
-			c.g.closedForBudget.Add(1)
 			return 0, errHeaderBudget
 		}
 		c.borrowed += need
@@ -174,7 +170,6 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		}
 		if l.g.conns.Add(1) > int64(l.g.limits.MaxConns) {
 			l.g.conns.Add(-1)
-			l.g.refused.Add(1)
 			if l.plain {
 				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 				_, _ = c.Write(refusal())

@@ -288,3 +288,22 @@ func TestSameReplicaSessionNoRead(t *testing.T) {
 		t.Fatalf("second replica: %+v %v, %d reads", got, err, sess.gets)
 	}
 }
+
+// TestResourceWithSessionStoreDown: a resource request whose session cannot
+// be read gets a retryable 503, not "token not found".
+func TestResourceWithSessionStoreDown(t *testing.T) {
+	ctx := context.Background()
+	pol, _ := memory.New().Namespace(ctx, storage.NamespaceKBS)
+	s, err := New(ctx, Config{AS: noAS{}, RVPS: noRVPS{}, Admin: denyAdmin{}, Tokens: noTokens{}, Sessions: downStore{}, Policies: pol,
+		Plugins: map[string]Plugin{"resource": &ResourcePlugin{Store: pol}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/kbs/v0/resource/a/b/c", nil)
+	r.AddCookie(&http.Cookie{Name: SessionCookie, Value: strings.Repeat("b", 32)})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, r)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), VariantStorageUnavailable) {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+}

@@ -197,8 +197,13 @@ func (s *Server) verifiedClaims(r *http.Request) (map[string]any, *Error) {
 	ctx := r.Context()
 	token, source := "", ""
 	if c, err := r.Cookie(SessionCookie); err == nil {
-		if sess, err := s.sessions.get(ctx, c.Value, false); err == nil && sess.attested() {
+		sess, err := s.sessions.get(ctx, c.Value, false)
+		switch {
+		case err == nil && sess.attested():
 			token, source = sess.Token, "session"
+		case errors.Is(err, storage.ErrUnavailable):
+			// Not "no token": the session may exist; a retry may succeed.
+			return nil, newError(VariantStorageUnavailable, "Storage backend unavailable; retry later", err)
 		}
 	}
 	if token == "" {
